@@ -136,14 +136,14 @@ def _finish(total, missed, false_alarm, confusion, mapping) -> DERResult:
 
 
 def der(reference: list[Turn], hypothesis: list[Turn], collar: float = 0.25,
-        skip_overlap: bool = False, step: float = 0.01) -> DERResult:
+        skip_overlap: bool = False, step: float = 0.001) -> DERResult:
     """DER of one file with the optimal one-to-one speaker mapping (see module docstring)."""
     s = _stats(reference, hypothesis, collar, skip_overlap, step)
     return _result(s, _optimal_mapping(s.cooc, s.hyp_labels, s.ref_labels))
 
 
 def der_many(pairs: dict[str, tuple[list[Turn], list[Turn]]], collar: float = 0.25,
-             skip_overlap: bool = False, step: float = 0.01,
+             skip_overlap: bool = False, step: float = 0.001,
              global_mapping: bool = False) -> DERResult:
     """Corpus DER over ``{file: (reference, hypothesis)}``, summing components over files.
 
@@ -174,7 +174,7 @@ def der_many(pairs: dict[str, tuple[list[Turn], list[Turn]]], collar: float = 0.
 
 
 def cluster_purity_coverage(reference: dict[str, list[Turn]], hypothesis: dict[str, list[Turn]],
-                            ref_speaker: str, step: float = 0.01) -> tuple[float, float, str | None]:
+                            ref_speaker: str, step: float = 0.001) -> tuple[float, float, str | None]:
     """How well one hypothesis cluster captures ``ref_speaker`` across files (global labels).
 
     The chosen cluster ``h`` is the hypothesis label with the most co-occurrence (seconds where

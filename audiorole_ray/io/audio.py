@@ -1,0 +1,111 @@
+"""Probe and decode any container/codec FFmpeg reads (through PyAV's bundled FFmpeg) to 16 kHz mono."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+
+
+class AudioDecodeError(RuntimeError):
+    """An episode could not be read as audio; the message names the file and the reason."""
+
+    def __init__(self, uri: str, reason: str):
+        super().__init__(f"{uri}: {reason}")
+        self.uri, self.reason = uri, reason
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    duration_s: float
+    sample_rate: int
+    channels: int
+    codec: str
+
+
+def _open(uri: str):
+    import av
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(uri)
+    if fs.exists(path) and fs.size(path) == 0:
+        raise AudioDecodeError(uri, "empty file (0 bytes)")
+
+    if "://" in uri and not uri.startswith("file://"):
+        # PyAV reads from a file-like object, so s3:// and friends stream without a local copy.
+        fobj = fsspec.open(uri, "rb").open()
+        return av.open(fobj, "r"), fobj
+    return av.open(uri.removeprefix("file://"), "r"), None
+
+
+def _header_duration(container, stream) -> float:
+    """Duration the container claims (0.0 when it does not say)."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / 1_000_000  # in av.time_base units (microseconds)
+    return 0.0
+
+
+# A file that decodes shorter than its header by more than this is reported as truncated.
+TRUNCATION_TOLERANCE_S = 1.0
+
+
+def probe(uri: str) -> AudioInfo:
+    import av
+
+    try:
+        container, fobj = _open(uri)
+    except FileNotFoundError as exc:
+        raise AudioDecodeError(uri, "file not found") from exc
+    except (av.error.FFmpegError, OSError) as exc:
+        raise AudioDecodeError(uri, f"not a readable media file ({exc})") from exc
+    try:
+        if not container.streams.audio:
+            raise AudioDecodeError(uri, "no audio stream")
+        stream = container.streams.audio[0]
+        return AudioInfo(_header_duration(container, stream), int(stream.rate or 0), int(stream.channels or 0), stream.codec_context.name)
+    finally:
+        container.close()
+        if fobj is not None:
+            fobj.close()
+
+
+def decode(uri: str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode the first audio stream to mono float32 at ``sample_rate``."""
+    import av
+
+    try:
+        container, fobj = _open(uri)
+    except FileNotFoundError as exc:
+        raise AudioDecodeError(uri, "file not found") from exc
+    except (av.error.FFmpegError, OSError) as exc:
+        raise AudioDecodeError(uri, f"not a readable media file ({exc})") from exc
+    chunks: list[np.ndarray] = []
+    try:
+        if not container.streams.audio:
+            raise AudioDecodeError(uri, "no audio stream")
+        stream = container.streams.audio[0]
+        claimed = _header_duration(container, stream)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        for frame in container.decode(stream):
+            for out in resampler.resample(frame):
+                chunks.append(out.to_ndarray().reshape(-1))
+        for out in resampler.resample(None):  # flush
+            chunks.append(out.to_ndarray().reshape(-1))
+    except av.error.FFmpegError as exc:
+        raise AudioDecodeError(uri, f"cannot decode audio ({exc})") from exc
+    finally:
+        container.close()
+        if fobj is not None:
+            fobj.close()
+    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    if audio.size == 0:
+        raise AudioDecodeError(uri, "no audio samples (empty or silent container)")
+    got = audio.size / sample_rate
+    if claimed - got > TRUNCATION_TOLERANCE_S:
+        raise AudioDecodeError(uri, f"truncated: decoded {got:.2f} s of the {claimed:.2f} s its header declares")
+    if not np.isfinite(audio).all():
+        raise AudioDecodeError(uri, "decoded audio has NaN/inf samples")
+    return audio.astype(np.float32, copy=False)

@@ -1,0 +1,146 @@
+"""Corpus part 1: ingest, sharded diarization on Ray Data, cross-episode linking, outputs.
+
+Outputs under OUT: episodes.parquet, rttm/<series>/<stem>.rttm (series-level speaker ids),
+speakers.parquet, errors.parquet, summary.json; per-episode completion markers under _state/.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from audiorole_ray.io.rttm import format_rttm
+from audiorole_ray.io.storage import join, list_episodes, list_json, read_json, write_json, write_text
+from audiorole_ray.io.tables import EPISODES, ERRORS, SPEAKERS, write_parquet
+from audiorole_ray.link import LinkConfig, link_series, relabel
+from audiorole_ray.pipeline.stages import DiarizeStage
+from audiorole_ray.types import EpisodeDiarization, Turn
+
+log = logging.getLogger("audiorole_ray")
+
+
+@dataclass
+class DiarizeJobConfig:
+    input: str
+    output: str
+    backend: str = "embedded"
+    backend_options: dict[str, Any] = field(default_factory=dict)
+    link_threshold: float = LinkConfig.threshold
+    workers: int = 2
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+
+
+def run(config: DiarizeJobConfig) -> dict:
+    """Run (or resume) the job; returns the run summary. Needs Ray initialised by the caller."""
+    import ray
+
+    t0 = time.perf_counter()
+    episodes = list_episodes(config.input)  # raises InputError with a clear message
+    state = join(config.output, "_state")
+    backend_key = {"name": config.backend, "options": config.backend_options}
+    done = _finished(state, backend_key)
+    todo = [e for e in episodes if e.episode_id not in done]
+    log.info("%d episodes, %d already diarized, %d to do", len(episodes), len(episodes) - len(todo), len(todo))
+
+    results: list[dict] = []
+    if todo:
+        from audiorole_ray.pipeline.ray_runner import apply_stage
+
+        ds = ray.data.from_items([asdict(e) for e in todo], override_num_blocks=len(todo))
+        diarize = DiarizeStage(
+            backend=config.backend,
+            backend_options=config.backend_options,
+            state_uri=state,
+            num_cpus=config.cpus_per_worker,
+            num_gpus=config.gpus_per_worker,
+        )
+        ds = apply_stage(ds, diarize, workers=min(config.workers, len(todo)))
+        results = ds.take_all()
+
+    errors = [
+        {"uri": r["uri"], "episode_id": r["episode_id"], "stage": r.get("error_stage", ""), "error": r["error"]}
+        for r in results
+        if r["status"] == "error"
+    ]
+    summary = write_outputs(config, episodes, state, backend_key, errors)
+    summary.update(
+        episodes_skipped_resume=len(episodes) - len(todo),
+        wall_s=round(time.perf_counter() - t0, 2),
+    )
+    summary["x_real_time"] = round(summary["audio_h"] * 3600 / max(summary["wall_s"], 1e-9), 2)
+    write_json(join(config.output, "summary.json"), summary)
+    return summary
+
+
+def _finished(state: str, backend_key: dict) -> dict[str, dict]:
+    """Markers of finished episodes made with the same backend settings (others are redone)."""
+    done = {}
+    for uri in list_json(join(state, "diarized")):
+        try:
+            m = read_json(uri)
+        except (ValueError, OSError):  # a torn marker from a crash: redo that episode
+            continue
+        if m.get("backend") == backend_key:
+            done[m["episode"]["episode_id"]] = m
+    return done
+
+
+def write_outputs(config: DiarizeJobConfig, episodes, state: str, backend_key: dict, errors: list[dict]) -> dict:
+    """Link speakers per series from all markers (this run's and earlier ones') and write outputs."""
+    markers = _finished(state, backend_key)
+    by_series: dict[str, list[EpisodeDiarization]] = defaultdict(list)
+    for m in markers.values():
+        d = m["diarization"]
+        turns = [Turn(**t) for t in d["turns"]]
+        by_series[m["episode"]["series"]].append(EpisodeDiarization(d["episode_id"], turns, d["centroids"], d["speech_s"]))
+
+    speakers, n_turns = [], 0
+    link = LinkConfig(threshold=config.link_threshold)
+    for series, eps in sorted(by_series.items()):
+        linked = link_series(series, eps, link)
+        speakers.extend(linked.rows())
+        for ep in eps:
+            turns = relabel(ep, linked.mapping)
+            n_turns += len(turns)
+            stem = ep.episode_id.split("/", 1)[1]
+            write_text(join(config.output, "rttm", series, f"{stem}.rttm"), format_rttm(stem, turns))
+
+    failed = {e["episode_id"]: e for e in errors}
+    rows = []
+    for e in episodes:
+        m = markers.get(e.episode_id)
+        meta = m["episode"] if m else {}
+        rows.append(
+            {
+                "series": e.series,
+                "episode_id": e.episode_id,
+                "uri": e.uri,
+                "duration_s": m["decoded_s"] if m else None,
+                "sample_rate": meta.get("sample_rate"),
+                "channels": meta.get("channels"),
+                "codec": meta.get("codec"),
+                "speech_s": sum(m["diarization"]["speech_s"].values()) if m else None,
+                "status": "done" if m else ("error" if e.episode_id in failed else "pending"),
+            }
+        )
+    write_parquet(join(config.output, "episodes.parquet"), rows, EPISODES)
+    write_parquet(join(config.output, "speakers.parquet"), speakers, SPEAKERS)
+    write_parquet(join(config.output, "errors.parquet"), errors, ERRORS)
+
+    audio_s = sum(r["duration_s"] or 0 for r in rows)
+    speech_s = sum(r["speech_s"] or 0 for r in rows)
+    return {
+        "output": config.output,
+        "series": len(by_series),
+        "episodes": len(episodes),
+        "episodes_done": len(markers),
+        "errors": len(errors),
+        "audio_h": round(audio_s / 3600, 4),
+        "speech_h": round(speech_s / 3600, 4),
+        "speakers": len(speakers),
+        "turns": n_turns,
+        "main_characters": {s["series"]: s["speaker_id"] for s in speakers if s["is_main"]},
+    }

@@ -1,0 +1,119 @@
+"""Pipeline stages: plain Python over plain rows (dicts), testable without Ray.
+
+A stage declares its resources and batch size, loads its model once in ``setup()`` and
+processes a batch of rows in ``process()``. A row that fails comes back with ``status="error"``
+and the reason; it never takes the batch down. ``audiorole_ray.pipeline.ray_runner`` maps
+stages onto Ray Data.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from audiorole_ray.io import audio as audio_io
+from audiorole_ray.io.storage import join, write_json
+from audiorole_ray.pipeline.metrics import record
+
+
+@dataclass
+class Stage:
+    name: str = "stage"
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    batch_size: int = 1
+
+    def setup(self) -> None:
+        """Load models; called once per worker."""
+
+    def process_row(self, row: dict) -> dict:
+        raise NotImplementedError
+
+    def process(self, rows: list[dict]) -> list[dict]:
+        out = []
+        for row in rows:
+            if row.get("status") == "error":  # failed in an earlier stage: pass it on untouched
+                out.append(row)
+                continue
+            t = time.perf_counter()
+            try:
+                result = {**row, **self.process_row(row), "status": "ok", "error": ""}
+            except Exception as exc:  # noqa: BLE001 - a bad item is recorded, the job goes on
+                result = {**row, "status": "error", "error": error_text(exc), "error_stage": self.name}
+                record(self.name, error=True)
+            result[f"{self.name}_wall_s"] = time.perf_counter() - t
+            out.append(result)
+        return out
+
+
+def error_text(exc: BaseException) -> str:
+    if isinstance(exc, (audio_io.AudioDecodeError, ValueError, FileNotFoundError)):
+        return f"{type(exc).__name__}: {exc}"
+    # unexpected: keep where it happened, the last frames are enough to act on
+    tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    return f"{type(exc).__name__}: {exc} | {''.join(tb[-2:]).strip()[-600:]}"
+
+
+@dataclass
+class DiarizeStage(Stage):
+    """Probe and decode an episode to 16 kHz mono, diarize it, and write its completion marker.
+
+    Probing lives here rather than in a stage of its own: a separate CPU stage upstream of a
+    full actor pool would wait for CPUs the pool holds.
+
+    The marker (``<state>/diarized/<series>/<stem>.json``) holds the turns and speaker centroids:
+    it is both the resume point and what the linking step reads, so rows stay small.
+    """
+
+    name: str = "diarize"
+    backend: str = "embedded"
+    backend_options: dict[str, Any] = field(default_factory=dict)
+    state_uri: str = ""
+    device: str = "auto"
+    torch_threads: int = 1
+
+    def setup(self) -> None:
+        import torch
+
+        from audiorole_ray.diarize import make_backend
+
+        # one thread per worker: actors scale across cores instead of fighting over them
+        torch.set_num_threads(self.torch_threads)
+        device = self.device
+        if device == "auto":
+            device = "cuda" if self.num_gpus > 0 and torch.cuda.is_available() else "cpu"
+        self._backend = make_backend(self.backend, self.backend_options, device=device)
+        self._backend.load()
+
+    def process_row(self, row: dict) -> dict:
+        t = time.perf_counter()
+        info = audio_io.probe(row["uri"])
+        row = {**row, "sample_rate": info.sample_rate, "channels": info.channels, "codec": info.codec}
+        wave = audio_io.decode(row["uri"])
+        t_decode = time.perf_counter() - t
+        result = self._backend.diarize(row["episode_id"], wave)
+        audio_s = len(wave) / audio_io.SAMPLE_RATE
+        wall = time.perf_counter() - t
+        marker = {
+            "episode": {k: row.get(k) for k in ("series", "episode_id", "uri", "sample_rate", "channels", "codec")},
+            "decoded_s": audio_s,
+            "backend": {"name": self.backend, "options": self.backend_options},
+            "diarization": result.to_row(),
+            "timings": {"decode": t_decode, "total": wall},
+        }
+        write_json(marker_uri(self.state_uri, row["episode_id"]), marker)
+        record(self.name, audio_s=audio_s, wall_s=wall)
+        return {
+            "sample_rate": info.sample_rate,
+            "channels": info.channels,
+            "codec": info.codec,
+            "decoded_s": audio_s,
+            "speech_s": sum(result.speech_s.values()),
+            "n_local_speakers": len(result.centroids),
+        }
+
+
+def marker_uri(state_uri: str, episode_id: str) -> str:
+    series, stem = episode_id.split("/", 1)
+    return join(state_uri, "diarized", series, f"{stem}.json")
