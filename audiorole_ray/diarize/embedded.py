@@ -16,7 +16,7 @@ import torch
 from audiorole_ray.diarize.base import SAMPLE_RATE, DiarizationBackend
 from audiorole_ray.diarize.clustering import agglomerative, normalize
 from audiorole_ray.diarize.features import FRAME_SHIFT, fbank, num_frames
-from audiorole_ray.diarize.models import load_campplus, load_silero_vad
+from audiorole_ray.diarize.models import campplus_onnx, load_campplus, load_silero_vad
 from audiorole_ray.types import EpisodeDiarization, Turn
 
 
@@ -32,10 +32,13 @@ class EmbeddedConfig:
     cluster_threshold: float = 0.45  # average-linkage cosine distance
     min_cluster_s: float = 2.0  # clusters with less speech are folded into the nearest larger one
     batch_size: int = 64
+    runtime: str = "auto"  # CAM++ on "onnx" (CPU) or "torch"; auto: onnx on CPU when it can export
 
     def __post_init__(self):
         if not 0 < self.step_s <= self.window_s:
             raise ValueError(f"need 0 < step_s <= window_s, got {self.step_s}, {self.window_s}")
+        if self.runtime not in ("auto", "onnx", "torch"):
+            raise ValueError(f"runtime must be auto, onnx or torch, got {self.runtime!r}")
         if not 0 < self.cluster_threshold < 2:
             raise ValueError(f"cluster_threshold must be in (0, 2), got {self.cluster_threshold}")
 
@@ -46,13 +49,17 @@ class EmbeddedBackend(DiarizationBackend):
     def __init__(self, config: EmbeddedConfig | None = None, device: str = "cpu"):
         self.config = config or EmbeddedConfig()
         self.device = device
-        self._vad = self._campp = None
+        self._vad = self._campp = self._onnx = None
         self._times: dict[str, float] = defaultdict(float)
 
     def load(self) -> None:
         t = time.perf_counter()
         self._vad = load_silero_vad()
-        self._campp = load_campplus(self.device)
+        self._onnx = None
+        if self.config.runtime == "onnx" or (self.config.runtime == "auto" and self.device == "cpu" and _has_onnx()):
+            self._onnx = campplus_onnx(threads=torch.get_num_threads())
+        else:
+            self._campp = load_campplus(self.device)
         self._times["load"] += time.perf_counter() - t
 
     def timings(self) -> dict[str, float]:
@@ -109,8 +116,11 @@ class EmbeddedBackend(DiarizationBackend):
             for k in range(0, len(idx), self.config.batch_size):
                 chunk = idx[k : k + self.config.batch_size]
                 x = torch.stack([feats[spans[i][0] : spans[i][0] + n] for i in chunk])
-                x = (x - x.mean(dim=1, keepdim=True)).to(self.device)
-                out[chunk] = self._campp(x).float().cpu().numpy()
+                x = x - x.mean(dim=1, keepdim=True)
+                if self._onnx is not None:
+                    out[chunk] = self._onnx.run(None, {"fbank": x.numpy()})[0]
+                else:
+                    out[chunk] = self._campp(x.to(self.device)).float().cpu().numpy()
         return out
 
     def cluster(self, emb: np.ndarray, windows: list[tuple[int, float, float]]) -> np.ndarray:
@@ -153,6 +163,12 @@ class EmbeddedBackend(DiarizationBackend):
         for k in np.unique(labels):
             centroids[f"S{k}"] = normalize(x[labels == k].mean(0)).tolist()
         return EpisodeDiarization(episode_id, turns, centroids, dict(speech))
+
+
+def _has_onnx() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnx") is not None
 
 
 def assign_turns(

