@@ -1,6 +1,7 @@
 """Probe and decode any container/codec FFmpeg reads (through PyAV's bundled FFmpeg) to 16 kHz mono."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,19 +25,40 @@ class AudioInfo:
     codec: str
 
 
-def _open(uri: str):
+@contextmanager
+def _audio_stream(uri: str):
+    """Open ``uri`` (local path or any fsspec URI) and yield (container, first audio stream);
+    every way of failing becomes an AudioDecodeError naming the file."""
     import av
     import fsspec
 
     fs, path = fsspec.core.url_to_fs(uri)
     if fs.exists(path) and fs.size(path) == 0:
         raise AudioDecodeError(uri, "empty file (0 bytes)")
-
-    if "://" in uri and not uri.startswith("file://"):
-        # PyAV reads from a file-like object, so s3:// and friends stream without a local copy.
-        fobj = fsspec.open(uri, "rb").open()
-        return av.open(fobj, "r"), fobj
-    return av.open(uri.removeprefix("file://"), "r"), None
+    fobj = None
+    try:
+        if "://" in uri and not uri.startswith("file://"):
+            # PyAV reads from a file-like object, so s3:// and friends stream without a local copy
+            fobj = fsspec.open(uri, "rb").open()
+            container = av.open(fobj, "r")
+        else:
+            container = av.open(uri.removeprefix("file://"), "r")
+    except FileNotFoundError as exc:
+        raise AudioDecodeError(uri, "file not found") from exc
+    except (av.error.FFmpegError, OSError) as exc:
+        if fobj is not None:
+            fobj.close()
+        raise AudioDecodeError(uri, f"not a readable media file ({exc})") from exc
+    try:
+        if not container.streams.audio:
+            raise AudioDecodeError(uri, "no audio stream")
+        yield container, container.streams.audio[0]
+    except av.error.FFmpegError as exc:
+        raise AudioDecodeError(uri, f"cannot decode audio ({exc})") from exc
+    finally:
+        container.close()
+        if fobj is not None:
+            fobj.close()
 
 
 def _header_duration(container, stream) -> float:
@@ -53,53 +75,21 @@ TRUNCATION_TOLERANCE_S = 1.0
 
 
 def probe(uri: str) -> AudioInfo:
-    import av
-
-    try:
-        container, fobj = _open(uri)
-    except FileNotFoundError as exc:
-        raise AudioDecodeError(uri, "file not found") from exc
-    except (av.error.FFmpegError, OSError) as exc:
-        raise AudioDecodeError(uri, f"not a readable media file ({exc})") from exc
-    try:
-        if not container.streams.audio:
-            raise AudioDecodeError(uri, "no audio stream")
-        stream = container.streams.audio[0]
+    with _audio_stream(uri) as (container, stream):
         return AudioInfo(_header_duration(container, stream), int(stream.rate or 0), int(stream.channels or 0), stream.codec_context.name)
-    finally:
-        container.close()
-        if fobj is not None:
-            fobj.close()
 
 
 def decode(uri: str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Decode the first audio stream to mono float32 at ``sample_rate``."""
     import av
 
-    try:
-        container, fobj = _open(uri)
-    except FileNotFoundError as exc:
-        raise AudioDecodeError(uri, "file not found") from exc
-    except (av.error.FFmpegError, OSError) as exc:
-        raise AudioDecodeError(uri, f"not a readable media file ({exc})") from exc
     chunks: list[np.ndarray] = []
-    try:
-        if not container.streams.audio:
-            raise AudioDecodeError(uri, "no audio stream")
-        stream = container.streams.audio[0]
+    with _audio_stream(uri) as (container, stream):
         claimed = _header_duration(container, stream)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         for frame in container.decode(stream):
-            for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray().reshape(-1))
-        for out in resampler.resample(None):  # flush
-            chunks.append(out.to_ndarray().reshape(-1))
-    except av.error.FFmpegError as exc:
-        raise AudioDecodeError(uri, f"cannot decode audio ({exc})") from exc
-    finally:
-        container.close()
-        if fobj is not None:
-            fobj.close()
+            chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
+        chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))  # flush
     audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     if audio.size == 0:
         raise AudioDecodeError(uri, "no audio samples (empty or silent container)")

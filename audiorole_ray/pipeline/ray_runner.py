@@ -7,10 +7,15 @@ from audiorole_ray.pipeline.stages import Stage
 
 
 class _StageActor:
-    """Callable class for ``map_batches``: one stage instance per actor, set up once."""
+    """Callable class for ``map_batches``: one stage instance per actor, set up once.
 
-    def __init__(self, stage: Stage):
-        self.stage = stage
+    The stage travels as a class attribute of a per-stage subclass (see ``apply_stage``) rather
+    than as constructor arguments, which Ray would park in the object store for actor restarts.
+    """
+
+    stage: Stage
+
+    def __init__(self):
         self.stage.setup()
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
@@ -22,32 +27,23 @@ def _run_tasks(batch: pd.DataFrame, stage: Stage) -> pd.DataFrame:
     return pd.DataFrame(stage.process(batch.to_dict("records")))
 
 
-def _named(stage: Stage, base):
-    """Ray Data names operators after the callable: give each stage its own name in the
-    progress bars and the dashboard (``Diarize`` rather than ``_StageActor``)."""
-    name = stage.name.title().replace("_", "")
-    if isinstance(base, type):
-        return type(name, (base,), {})
-
-    def fn(batch, stage):
-        return base(batch, stage)
-
-    fn.__name__ = fn.__qualname__ = name
-    return fn
+def _op_name(stage: Stage) -> str:
+    # Ray Data names operators after the callable: "Diarize" rather than "_StageActor"
+    return stage.name.title().replace("_", "")
 
 
 def apply_stage(ds, stage: Stage, workers: int | None = None):
-    """Add ``stage`` to a Ray Dataset. ``workers`` > 0 runs it in an actor pool of that size
-    (models load once per actor); None runs it as stateless tasks."""
+    """Add ``stage`` to a Ray Dataset. ``workers`` > 0 runs it in a fixed pool of that many actors
+    (models load once per actor, up front); None runs it as stateless tasks."""
     from ray.data import ActorPoolStrategy
 
     common = dict(batch_size=stage.batch_size, batch_format="pandas", num_cpus=stage.num_cpus, num_gpus=stage.num_gpus)
     if workers:
-        # a fixed-size pool: models load once per actor up front instead of as the pool grows
-        return ds.map_batches(
-            _named(stage, _StageActor),
-            fn_constructor_kwargs={"stage": stage},
-            compute=ActorPoolStrategy(size=workers),
-            **common,
-        )
-    return ds.map_batches(_named(stage, _run_tasks), fn_kwargs={"stage": stage}, **common)
+        actor = type(_op_name(stage), (_StageActor,), {"stage": stage})
+        return ds.map_batches(actor, compute=ActorPoolStrategy(size=workers), **common)
+
+    def fn(batch):
+        return _run_tasks(batch, stage)
+
+    fn.__name__ = fn.__qualname__ = _op_name(stage)
+    return ds.map_batches(fn, **common)
