@@ -36,7 +36,7 @@ def agglomerative(
         codes = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)[1]
         member = np.zeros((n, codes.max() + 1), dtype=bool)
         member[np.arange(n), codes] = True
-        dist[(member[:, None, :] & member[None, :, :]).any(-1)] = np.inf
+        dist[codes[:, None] == codes[None, :]] = np.inf  # each item starts in one group
     size = w.copy()
     alive = np.ones(n, dtype=bool)
     parent = np.arange(n)
