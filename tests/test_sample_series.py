@@ -16,7 +16,7 @@ from audiorole_ray.io.rttm import read_rttm
 from audiorole_ray.types import Turn
 
 SAMPLE = Path(audiorole_ray.__file__).parent / "sample"
-SERIES = ("sitcom", "heldout")
+SERIES = ("sitcom", "heldout", "realcast")
 TOL = 0.002  # s; truth times are written with millisecond precision
 
 
@@ -101,7 +101,7 @@ def test_mixed_containers():
     for series in SERIES:
         exts = {Path(e["file"]).suffix for e in cast(series)["episodes"]}
         assert len(exts) == len(cast(series)["episodes"])  # one container per episode
-        assert exts & {".m4a", ".mp4", ".ogg", ".mkv", ".mp3"}  # at least one compressed
+        assert exts & {".m4a", ".mp4", ".ogg", ".mkv", ".mp3", ".webm"}  # at least one compressed
 
 
 @pytest.mark.parametrize("series, episode", EPISODES, ids=IDS)
@@ -150,7 +150,25 @@ def test_main_character_speaks_most_in_every_episode(series):
 
 
 def test_main_characters_differ_between_series():
-    assert cast("sitcom")["main_character"] != cast("heldout")["main_character"]
+    mains = [cast(s)["main_character"] for s in SERIES]
+    assert len(set(mains)) == len(mains)
+
+
+def test_realcast_is_real_voices_only():
+    """realcast: only real human voices, none of them a main character elsewhere, in small
+    compressed files."""
+    speakers = cast("realcast")["speakers"]
+    assert all(v["source"] == "real" for v in speakers.values())
+    assert all(v["license"] and v["origin"] for v in speakers.values())
+    assert {r["source"] for r in transcripts("realcast")} == {"real"}
+    others = {cast(s)["main_character"] for s in SERIES if s != "realcast"}
+    assert not others & set(speakers)
+    eps = cast("realcast")["episodes"]
+    assert all(60 <= e["duration_s"] <= 80 for e in eps)
+    assert 4 <= len(speakers) <= 5
+    assert all(e["codec"] in ("libopus", "libmp3lame") and e["bit_rate"] <= 32000 for e in eps)
+    total = sum((SAMPLE / "series" / "realcast" / e["file"]).stat().st_size for e in eps)
+    assert total <= 1_000_000
 
 
 @pytest.mark.parametrize("series", SERIES)
