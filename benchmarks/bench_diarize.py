@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audiorole_ray.io.audio import SAMPLE_RATE, decode  # noqa: E402
-from audiorole_ray.io.storage import list_episodes  # noqa: E402
+from audiorole_ray.io.storage import list_episodes, list_json, read_json  # noqa: E402
 from audiorole_ray.sample import SAMPLE_SERIES  # noqa: E402
 
 
@@ -79,7 +79,13 @@ def ray_throughput(inp: Path, workers: list[int], root: Path) -> list[dict]:
             summary = run(config)
             wall = time.perf_counter() - t
             audio = summary["audio_h"] * 3600
-            out.append({"workers": n, "audio_s": audio, "wall_s": wall, "x_real_time": audio / wall, "errors": summary["errors"]})
+            # time the actors spent on episodes (from the markers) over the time they were held:
+            # what is left is actor start-up, model load and the tail of the last episodes
+            busy = sum(read_json(u)["timings"]["total"] for u in list_json(str(root / f"out_w{n}" / "_state")))
+            out.append({
+                "workers": n, "audio_s": audio, "wall_s": wall, "x_real_time": audio / wall,
+                "actor_busy": busy / (wall * n), "errors": summary["errors"],
+            })
     finally:
         ray.shutdown()
     return out
@@ -104,7 +110,10 @@ def main() -> None:
     print(f"  {'total':<8} RTF {parts['rtf_total']:.4f}  ({1 / parts['rtf_total']:.1f}x real time)")
     print("Ray Data job (ray.init excluded):")
     for r in runs:
-        print(f"  workers={r['workers']}: {r['audio_s']:.0f} s audio in {r['wall_s']:.1f} s = {r['x_real_time']:.1f}x real time")
+        print(
+            f"  workers={r['workers']}: {r['audio_s']:.0f} s audio in {r['wall_s']:.1f} s = "
+            f"{r['x_real_time']:.1f}x real time, actors busy {r['actor_busy']:.0%} of the time"
+        )
     if len(runs) >= 2:
         print(f"  speed-up {runs[-1]['workers']} vs {runs[0]['workers']} workers: {runs[-1]['x_real_time'] / runs[0]['x_real_time']:.2f}x")
     if args.json:

@@ -60,7 +60,7 @@ def test_outputs_and_bad_inputs_recorded(built):
     assert json.loads((out / "summary.json").read_text())["episodes"] == n_good + 3
 
 
-@pytest.mark.parametrize("series", ["sitcom", "heldout"])
+@pytest.mark.parametrize("series", ["sitcom", "heldout", "realcast"])
 def test_diarization_quality_targets(built, series):
     config, _ = built
     s = score_series(config.output, SAMPLE_TRUTH, series)
