@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from audiorole_ray.diarize.embedded import EmbeddedBackend, EmbeddedConfig, assign_turns
+from audiorole_ray.diarize.embedded import EmbeddedBackend, EmbeddedConfig, assign_turns, merge_short_gaps
+from audiorole_ray.types import Turn
 from audiorole_ray.io.audio import decode
 
 
@@ -22,7 +23,13 @@ def test_assign_turns_cuts_between_window_centres():
     assert [(t.start, t.end, t.speaker) for t in turns] == [(0.0, 1.875, "S0"), (1.875, 3.0, "S1"), (4.0, 4.3, "S1")]
 
 
-@pytest.mark.parametrize("bad", [dict(step_s=0), dict(step_s=2.0), dict(cluster_threshold=2.5), dict(runtime="tpu")])
+def test_merge_short_gaps_only_joins_one_speaker_across_short_pauses():
+    turns = [Turn(0.0, 1.0, "A"), Turn(1.4, 2.0, "A"), Turn(2.2, 3.0, "B"), Turn(3.6, 4.0, "B"), Turn(4.1, 5.0, "A")]
+    assert merge_short_gaps(turns, 0.5) == [Turn(0.0, 2.0, "A"), Turn(2.2, 3.0, "B"), Turn(3.6, 4.0, "B"), Turn(4.1, 5.0, "A")]
+    assert merge_short_gaps(turns, 0.0) == turns
+
+
+@pytest.mark.parametrize("bad", [dict(step_s=0), dict(step_s=2.0), dict(cluster_threshold=2.5), dict(runtime="tpu"), dict(merge_gap_s=-1)])
 def test_config_validated(bad):
     with pytest.raises(ValueError):
         EmbeddedConfig(**bad)

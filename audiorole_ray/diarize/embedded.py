@@ -31,12 +31,15 @@ class EmbeddedConfig:
     min_window_s: float = 0.4  # shorter regions get no embedding of their own
     cluster_threshold: float = 0.45  # average-linkage cosine distance
     min_cluster_s: float = 2.0  # clusters with less speech are folded into the nearest larger one
+    merge_gap_s: float = 0.5  # one speaker's turns closer than this are one turn (pauses inside a turn)
     batch_size: int = 64
     runtime: str = "auto"  # CAM++ on "onnx" (CPU) or "torch"; auto: onnx on CPU when it can export
 
     def __post_init__(self):
         if not 0 < self.step_s <= self.window_s:
             raise ValueError(f"need 0 < step_s <= window_s, got {self.step_s}, {self.window_s}")
+        if self.merge_gap_s < 0:
+            raise ValueError(f"merge_gap_s must be >= 0, got {self.merge_gap_s}")
         if self.runtime not in ("auto", "onnx", "torch"):
             raise ValueError(f"runtime must be auto, onnx or torch, got {self.runtime!r}")
         if not 0 < self.cluster_threshold < 2:
@@ -150,7 +153,7 @@ class EmbeddedBackend(DiarizationBackend):
         emb = self.embed(audio, wins)
         t2 = time.perf_counter()
         labels = self.cluster(emb, wins)
-        turns = assign_turns(regions, wins, labels)
+        turns = merge_short_gaps(assign_turns(regions, wins, labels), self.config.merge_gap_s)
         t3 = time.perf_counter()
         self._times["vad"] += t1 - t0
         self._times["embed"] += t2 - t1
@@ -169,6 +172,18 @@ def _has_onnx() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("onnx") is not None
+
+
+def merge_short_gaps(turns: list[Turn], max_gap_s: float) -> list[Turn]:
+    """Join consecutive turns of one speaker separated by less than ``max_gap_s`` with nobody
+    speaking in between: VAD cuts at breaths and short pauses that belong inside a turn."""
+    out: list[Turn] = []
+    for t in sorted(turns):
+        if out and out[-1].speaker == t.speaker and t.start - out[-1].end < max_gap_s:
+            out[-1] = Turn(out[-1].start, max(out[-1].end, t.end), t.speaker)
+        else:
+            out.append(t)
+    return out
 
 
 def assign_turns(
