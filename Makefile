@@ -9,7 +9,7 @@ ARGS   ?=
 # torch 2.13.0's CPU wheel; any other torch pulls a multi-GB CUDA build on this kind of machine
 TORCH  ?= torch==2.13.0
 
-.PHONY: run test test-core test-pyannote install clean bench
+.PHONY: run test test-core test-pyannote install clean bench check-manifests
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -49,6 +49,9 @@ $(PYANNOTE_VENV)/.ok:
 
 test-pyannote: $(PYANNOTE_VENV)/.ok
 	PYTHONPATH=. $(PYANNOTE_PY) -m pytest -q -p no:cacheprovider tests/test_pyannote_backend.py
+
+check-manifests: install
+	$(PY) -m audiorole_ray.cluster.validate cluster.yaml k8s/*.yaml --crd-dir ../shared/kuberay
 
 bench: install
 	$(PY) benchmarks/bench_diarize.py
