@@ -5,7 +5,6 @@ import json
 import posixpath
 from typing import Any
 
-import fsspec
 from fsspec.core import url_to_fs
 
 from audiorole_ray.types import Episode
@@ -77,13 +76,19 @@ def write_json(uri: str, obj: Any) -> None:
 
 
 def read_json(uri: str) -> Any:
-    with fsspec.open(uri, "r") as f:
+    fs, path = url_to_fs(uri)
+    # Another process (a Ray worker) may have written or rewritten this object since this process
+    # listed its folder. s3fs would take size and ETag from that cached listing and fail with
+    # FileNotFoundError (new object) or 412 Precondition Failed (rewritten one), so drop it.
+    fs.invalidate_cache(path)
+    with fs.open(path, "r") as f:
         return json.load(f)
 
 
 def list_json(folder_uri: str) -> list[str]:
     """All ``*.json`` below a folder (recursively), as URIs; [] when the folder does not exist."""
     fs, root = url_to_fs(folder_uri)
+    fs.invalidate_cache(root)  # workers write here: never answer "missing" from a cached listing
     if not fs.exists(root):
         return []
     protocol = folder_uri.split("://", 1)[0] + "://" if "://" in folder_uri else ""
