@@ -33,7 +33,7 @@ import functools
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -410,17 +410,23 @@ def _check_labels_everywhere(doc: Any, path: str = "") -> list[str]:
     return problems
 
 
-def _find_label_maps(node: Any, path: str) -> Iterator[tuple[str, Any]]:
+def _walk(node: Any, match: Callable[[str, Any, str], bool], path: str = "") -> Iterator[tuple[str, Any]]:
+    """(path, value) of every mapping entry ``match(key, value, parent_path)`` accepts; the walk
+    does not descend into accepted values."""
     if isinstance(node, Mapping):
         for key, value in node.items():
             sub = f"{path}.{key}" if path else str(key)
-            if key in ("labels", "matchLabels") and (path.endswith("metadata") or key == "matchLabels"):
+            if match(key, value, path):
                 yield sub, value
             else:
-                yield from _find_label_maps(value, sub)
+                yield from _walk(value, match, sub)
     elif isinstance(node, list):
         for i, item in enumerate(node):
-            yield from _find_label_maps(item, f"{path}[{i}]")
+            yield from _walk(item, match, f"{path}[{i}]")
+
+
+def _find_label_maps(node: Any, path: str) -> Iterator[tuple[str, Any]]:
+    return _walk(node, lambda k, _, parent: k == "matchLabels" or (k == "labels" and parent.endswith("metadata")), path)
 
 
 def _check_other_kind(doc: dict) -> list[str]:
@@ -653,16 +659,7 @@ def _check_runtime_env(text: Any, version: str) -> list[str]:
 
 
 def _find_images(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    if isinstance(node, Mapping):
-        for key, value in node.items():
-            sub = f"{path}.{key}" if path else str(key)
-            if key == "image" and isinstance(value, str):
-                yield sub, value
-            else:
-                yield from _find_images(value, sub)
-    elif isinstance(node, list):
-        for i, item in enumerate(node):
-            yield from _find_images(item, f"{path}[{i}]")
+    return _walk(node, lambda k, v, _: k == "image" and isinstance(v, str), path)
 
 
 def _split_image(image: str) -> tuple[str, str | None, str | None]:
