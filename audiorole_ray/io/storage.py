@@ -6,6 +6,7 @@ import posixpath
 from typing import Any
 
 from fsspec.core import url_to_fs
+from fsspec.implementations.local import LocalFileSystem
 
 from audiorole_ray.types import Episode
 
@@ -61,7 +62,7 @@ def write_text(uri: str, text: str) -> None:
     see half a file (object stores write whole objects anyway)."""
     fs, path = url_to_fs(uri)
     fs.makedirs(posixpath.dirname(path), exist_ok=True)
-    if fs.protocol in ("file", ("file", "local")) or "file" in fs.protocol:
+    if isinstance(fs, LocalFileSystem):
         tmp = path + ".tmp"
         with fs.open(tmp, "w") as f:
             f.write(text)
