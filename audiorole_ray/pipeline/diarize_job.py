@@ -15,7 +15,7 @@ from audiorole_ray.io.rttm import format_rttm
 from audiorole_ray.io.storage import join, list_episodes, list_json, read_json, write_json, write_text
 from audiorole_ray.io.tables import EPISODES, ERRORS, SPEAKERS, write_parquet
 from audiorole_ray.link import LinkConfig, link_series, relabel
-from audiorole_ray.pipeline.stages import DiarizeStage
+from audiorole_ray.pipeline.stages import DiarizeStage, marker_uri
 from audiorole_ray.types import EpisodeDiarization, Turn
 
 log = logging.getLogger("audiorole_ray")
@@ -65,7 +65,10 @@ def run(config: DiarizeJobConfig) -> dict:
         for r in results
         if r["status"] == "error"
     ]
-    summary = write_outputs(config, episodes, state, backend_key, errors)
+    # markers from earlier runs were read above; read only those this run wrote
+    fresh = {r["episode_id"] for r in results if r["status"] == "ok"}
+    markers = {**done, **_finished(state, backend_key, only=fresh)}
+    summary = write_outputs(config, episodes, markers, errors)
     summary.update(
         episodes_skipped_resume=len(episodes) - len(todo),
         wall_s=round(time.perf_counter() - t0, 2),
@@ -75,10 +78,15 @@ def run(config: DiarizeJobConfig) -> dict:
     return summary
 
 
-def _finished(state: str, backend_key: dict) -> dict[str, dict]:
-    """Markers of finished episodes made with the same backend settings (others are redone)."""
+def _finished(state: str, backend_key: dict, only: set[str] | None = None) -> dict[str, dict]:
+    """Markers of finished episodes made with the same backend settings (others are redone);
+    with ``only``, just those episodes' markers."""
+    if only is not None:
+        uris = [marker_uri(state, eid) for eid in sorted(only)]
+    else:
+        uris = list_json(join(state, "diarized"))
     done = {}
-    for uri in list_json(join(state, "diarized")):
+    for uri in uris:
         try:
             m = read_json(uri)
         except (ValueError, OSError):  # a torn marker from a crash: redo that episode
@@ -88,9 +96,8 @@ def _finished(state: str, backend_key: dict) -> dict[str, dict]:
     return done
 
 
-def write_outputs(config: DiarizeJobConfig, episodes, state: str, backend_key: dict, errors: list[dict]) -> dict:
+def write_outputs(config: DiarizeJobConfig, episodes, markers: dict[str, dict], errors: list[dict]) -> dict:
     """Link speakers per series from all markers (this run's and earlier ones') and write outputs."""
-    markers = _finished(state, backend_key)
     by_series: dict[str, list[EpisodeDiarization]] = defaultdict(list)
     for m in markers.values():
         d = m["diarization"]

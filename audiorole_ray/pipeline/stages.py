@@ -57,10 +57,11 @@ def error_text(exc: BaseException) -> str:
 
 @dataclass
 class DiarizeStage(Stage):
-    """Probe and decode an episode to 16 kHz mono, diarize it, and write its completion marker.
+    """Decode an episode to 16 kHz mono (with its container metadata), diarize it, and write
+    its completion marker.
 
-    Probing lives here rather than in a stage of its own: a separate CPU stage upstream of a
-    full actor pool would wait for CPUs the pool holds.
+    Reading metadata lives here rather than in a stage of its own: a separate CPU stage upstream
+    of a full actor pool would wait for CPUs the pool holds.
 
     The marker (``<state>/diarized/<series>/<stem>.json``) holds the turns and speaker centroids:
     it is both the resume point and what the linking step reads, so rows stay small.
@@ -88,9 +89,8 @@ class DiarizeStage(Stage):
 
     def process_row(self, row: dict) -> dict:
         t = time.perf_counter()
-        info = audio_io.probe(row["uri"])
+        wave, info = audio_io.load(row["uri"])
         row = {**row, "sample_rate": info.sample_rate, "channels": info.channels, "codec": info.codec}
-        wave = audio_io.decode(row["uri"])
         t_decode = time.perf_counter() - t
         result = self._backend.diarize(row["episode_id"], wave)
         audio_s = len(wave) / audio_io.SAMPLE_RATE
