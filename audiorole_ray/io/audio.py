@@ -109,3 +109,89 @@ def load(uri: str, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, AudioInf
     if not np.isfinite(audio).all():
         raise AudioDecodeError(uri, "decoded audio has NaN/inf samples")
     return audio.astype(np.float32, copy=False), info
+
+
+def load_segments(uri: str, segments: list[tuple[float, float]], sample_rate: int = SAMPLE_RATE) -> list[np.ndarray]:
+    """Decode only the given (start, end) second ranges, in one sequential pass.
+
+    Sample positions are ``round(t * sample_rate)`` on the decoded stream, the same positions a
+    full decode would give, so clips match the RTTM exactly. Memory holds the clips, not the
+    episode: at 48 kHz a 45-minute episode would be 520 MB as float32.
+    """
+    import av
+
+    bounds = [(round(s * sample_rate), round(e * sample_rate)) for s, e in segments]
+    for (s, e), seg in zip(bounds, segments):
+        if s < 0 or e <= s:
+            raise ValueError(f"{uri}: bad segment {seg}")
+    order = sorted(range(len(bounds)), key=lambda i: bounds[i])
+    parts: list[list[np.ndarray]] = [[] for _ in bounds]
+    pos = 0  # samples of the decoded stream seen so far
+    first = 0  # index into ``order``: segments ending before ``pos`` are complete
+
+    def take(chunk: np.ndarray) -> None:
+        nonlocal pos, first
+        end = pos + chunk.size
+        for k in range(first, len(order)):
+            i = order[k]
+            s, e = bounds[i]
+            if s >= end:
+                break  # sorted by start: no later segment begins in this chunk
+            if e > pos:
+                parts[i].append(chunk[max(s - pos, 0) : min(e, end) - pos])
+        while first < len(order) and bounds[order[first]][1] <= end:
+            first += 1
+        pos = end
+
+    with _audio_stream(uri) as (container, stream):
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        for frame in container.decode(stream):
+            for out in resampler.resample(frame):
+                take(out.to_ndarray().reshape(-1))
+            if first == len(order):
+                break  # every segment is complete: no need to decode the rest
+        else:
+            for out in resampler.resample(None):
+                take(out.to_ndarray().reshape(-1))
+    clips = []
+    for (s, e), p in zip(bounds, parts):
+        clip = np.concatenate(p) if p else np.zeros(0, np.float32)
+        if clip.size < e - s:
+            raise AudioDecodeError(uri, f"segment {s / sample_rate:.3f}-{e / sample_rate:.3f} s ends past the decoded audio ({pos / sample_rate:.3f} s)")
+        clips.append(clip.astype(np.float32, copy=False))
+    return clips
+
+
+def encode_flac(clip: np.ndarray, sample_rate: int) -> bytes:
+    """16-bit FLAC bytes of a mono float32 clip (clipped to [-1, 1])."""
+    import io
+
+    import av
+
+    pcm = (np.clip(clip, -1.0, 1.0) * 32767.0).round().astype(np.int16)
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="flac") as container:
+        stream = container.add_stream("flac", rate=sample_rate, layout="mono")
+        stream.format = "s16"
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = sample_rate
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return buf.getvalue()
+
+
+def decode_bytes(data: bytes) -> tuple[np.ndarray, int]:
+    """Decode an in-memory file (e.g. a FLAC from a corpus shard) at its own rate, mono float32."""
+    import io
+
+    import av
+
+    with av.open(io.BytesIO(data), "r") as container:
+        stream = container.streams.audio[0]
+        rate = stream.rate
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        chunks = [o.to_ndarray().reshape(-1) for f in container.decode(stream) for o in resampler.resample(f)]
+        chunks += [o.to_ndarray().reshape(-1) for o in resampler.resample(None)]
+    return (np.concatenate(chunks) if chunks else np.zeros(0, np.float32)), rate

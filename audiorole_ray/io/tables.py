@@ -43,3 +43,25 @@ SPEAKERS = pa.schema(
     ]
 )
 ERRORS = pa.schema([("uri", pa.string()), ("episode_id", pa.string()), ("stage", pa.string()), ("error", pa.string())])
+DIALOGUES = pa.schema(
+    [
+        ("dialogue_id", pa.string()),
+        ("turn_index", pa.int32()),
+        ("role", pa.string()),  # "A" stimulus (anyone else) or "B" response (the target)
+        ("kind", pa.string()),  # "multi" (whole dialogue) or "single" (one A/B pair, train only)
+        ("split", pa.string()),
+        ("series", pa.string()),
+        ("episode_id", pa.string()),
+        ("scene_id", pa.string()),
+        ("target", pa.string()),
+        ("speaker_id", pa.string()),
+        ("speakers", pa.list_(pa.string())),
+        ("start", pa.float64()),
+        ("end", pa.float64()),
+        ("duration", pa.float64()),
+        ("text", pa.string()),
+        ("audio_path", pa.string()),  # shard relative to the corpus root
+        ("audio_key", pa.string()),  # sample key in the shard: <key>.flac and <key>.json
+        ("truncated", pa.bool_()),
+    ]
+)

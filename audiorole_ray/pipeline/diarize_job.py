@@ -16,7 +16,7 @@ from audiorole_ray.io.storage import join, list_episodes, list_json, read_json, 
 from audiorole_ray.io.tables import EPISODES, ERRORS, SPEAKERS, write_parquet
 from audiorole_ray.link import LinkConfig, link_series, relabel
 from audiorole_ray.pipeline.stages import DiarizeStage, marker_uri
-from audiorole_ray.types import EpisodeDiarization, Turn
+from audiorole_ray.types import Episode, EpisodeDiarization, Turn
 
 log = logging.getLogger("audiorole_ray")
 
@@ -33,8 +33,27 @@ class DiarizeJobConfig:
     gpus_per_worker: float = 0.0
 
 
+@dataclass
+class Diarized:
+    """What part 1 leaves for part 2: every episode, series-level turns of the finished ones,
+    the series speakers, errors and the summary."""
+
+    episodes: list[Episode]
+    turns: dict[str, list[Turn]]
+    speakers: list[dict]
+    errors: list[dict]
+    summary: dict
+    episode_rows: list[dict]  # as written to episodes.parquet
+
+
 def run(config: DiarizeJobConfig) -> dict:
-    """Run (or resume) the job; returns the run summary. Needs Ray initialised by the caller."""
+    """Run (or resume) part 1 alone and write its summary; needs Ray initialised by the caller."""
+    summary = diarize_and_link(config).summary
+    write_json(join(config.output, "summary.json"), summary)
+    return summary
+
+
+def diarize_and_link(config: DiarizeJobConfig) -> Diarized:
     import ray
 
     t0 = time.perf_counter()
@@ -68,14 +87,13 @@ def run(config: DiarizeJobConfig) -> dict:
     # markers from earlier runs were read above; read only those this run wrote
     fresh = {r["episode_id"] for r in results if r["status"] == "ok"}
     markers = {**done, **_finished(state, backend_key, only=fresh)}
-    summary = write_outputs(config, episodes, markers, errors)
+    summary, turns, speakers, episode_rows = write_outputs(config, episodes, markers, errors)
     summary.update(
         episodes_skipped_resume=len(episodes) - len(todo),
         wall_s=round(time.perf_counter() - t0, 2),
     )
     summary["x_real_time"] = round(summary["audio_h"] * 3600 / max(summary["wall_s"], 1e-9), 2)
-    write_json(join(config.output, "summary.json"), summary)
-    return summary
+    return Diarized(episodes, turns, speakers, errors, summary, episode_rows)
 
 
 def _finished(state: str, backend_key: dict, only: set[str] | None = None) -> dict[str, dict]:
@@ -96,22 +114,23 @@ def _finished(state: str, backend_key: dict, only: set[str] | None = None) -> di
     return done
 
 
-def write_outputs(config: DiarizeJobConfig, episodes, markers: dict[str, dict], errors: list[dict]) -> dict:
-    """Link speakers per series from all markers (this run's and earlier ones') and write outputs."""
+def write_outputs(config: DiarizeJobConfig, episodes, markers: dict[str, dict], errors: list[dict]):
+    """Link speakers per series from all markers (this run's and earlier ones') and write outputs;
+    returns the summary, the series-level turns per episode, the speaker and episode rows."""
     by_series: dict[str, list[EpisodeDiarization]] = defaultdict(list)
     for m in markers.values():
         d = m["diarization"]
         turns = [Turn(**t) for t in d["turns"]]
         by_series[m["episode"]["series"]].append(EpisodeDiarization(d["episode_id"], turns, d["centroids"], d["speech_s"]))
 
-    speakers, n_turns = [], 0
+    speakers, linked_turns = [], {}
     link = LinkConfig(threshold=config.link_threshold)
     for series, eps in sorted(by_series.items()):
         linked = link_series(series, eps, link)
         speakers.extend(linked.rows())
         for ep in eps:
             turns = relabel(ep, linked.mapping)
-            n_turns += len(turns)
+            linked_turns[ep.episode_id] = turns
             stem = ep.episode_id.split("/", 1)[1]
             write_text(join(config.output, "rttm", series, f"{stem}.rttm"), format_rttm(stem, turns))
 
@@ -139,7 +158,7 @@ def write_outputs(config: DiarizeJobConfig, episodes, markers: dict[str, dict], 
 
     audio_s = sum(r["duration_s"] or 0 for r in rows)
     speech_s = sum(r["speech_s"] or 0 for r in rows)
-    return {
+    summary = {
         "output": config.output,
         "series": len(by_series),
         "episodes": len(episodes),
@@ -148,6 +167,7 @@ def write_outputs(config: DiarizeJobConfig, episodes, markers: dict[str, dict], 
         "audio_h": round(audio_s / 3600, 4),
         "speech_h": round(speech_s / 3600, 4),
         "speakers": len(speakers),
-        "turns": n_turns,
+        "turns": sum(map(len, linked_turns.values())),
         "main_characters": {s["series"]: s["speaker_id"] for s in speakers if s["is_main"]},
     }
+    return summary, linked_turns, speakers, rows
