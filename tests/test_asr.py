@@ -35,3 +35,20 @@ def test_embedded_asr_wer_on_real_speech(sample_series):
     score = wer([r["text"] for r in rows], hyps)
     print(f"WER {score:.3f} on {len(rows)} real utterances")
     assert len(rows) >= 10 and score <= 0.20
+
+
+def test_pack_clips_fills_windows_in_order():
+    from audiorole_ray.asr.packing import assign_words, pack_clips, window_audio
+
+    packs = pack_clips([10, 10, 9, 31, 2], window_s=30, gap_s=0.5)
+    assert [p.clips for p in packs] == [(0, 1, 2), (3,), (4,)]  # 10+.5+10+.5+9 = 30 fits
+    assert packs[0].spans == ((0, 10), (10.5, 20.5), (21.0, 30.0))
+    import numpy as np
+
+    clips = [np.ones(16_000 * d, np.float32) for d in (1, 2)]
+    (p,) = pack_clips([1, 2], 30, 0.5)
+    assert window_audio(clips, p, 16_000, 0.5).size == 16_000 * 3 + 8_000
+    # a word goes to the span holding its midpoint, or the nearest one when it falls in a gap
+    words = [(0.0, 0.4, " hi"), (0.5, 0.9, " there"), (1.3, 1.45, " bye"), (1.6, 2.0, " now")]
+    assert assign_words(words, ((0, 1), (1.5, 3.5))) == ["hi there", "bye now"]
+    assert assign_words([], ((0, 1),)) == [""]
