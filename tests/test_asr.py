@@ -52,3 +52,11 @@ def test_pack_clips_fills_windows_in_order():
     words = [(0.0, 0.4, " hi"), (0.5, 0.9, " there"), (1.3, 1.45, " bye"), (1.6, 2.0, " now")]
     assert assign_words(words, ((0, 1), (1.5, 3.5))) == ["hi there", "bye now"]
     assert assign_words([], ((0, 1),)) == [""]
+
+
+def test_english_only_model_refuses_other_languages():
+    import numpy as np
+
+    asr = make_asr("whisper")
+    with pytest.raises(ValueError, match="English-only.*'fr'"):
+        asr.transcribe([np.zeros(16_000, np.float32)], language="fr")

@@ -74,6 +74,11 @@ class WhisperBackend(AsrBackend):
     def _options(self, language: str) -> dict:
         # tiny.en and other English-only checkpoints take no language argument
         lang = language if self._model.model.is_multilingual else None
+        if lang is None and language != "en":
+            raise ValueError(
+                f"the Whisper model at {self.model_dir()} is English-only and cannot transcribe language {language!r}: "
+                "give a multilingual checkpoint (--asr-model) or set that series' --language to en"
+            )
         return dict(language=lang, beam_size=self.beam_size, condition_on_previous_text=False, vad_filter=False)
 
     def _text(self, clip: np.ndarray, language: str) -> str:
