@@ -5,7 +5,7 @@ from typing import Any
 
 from audiorole_ray.asr.base import AsrBackend
 
-ASR_BACKENDS = ("whisper",)
+ASR_BACKENDS = ("whisper", "mooer")
 
 
 def make_asr(name: str, options: dict[str, Any] | None = None, device: str = "cpu") -> AsrBackend:
@@ -13,4 +13,8 @@ def make_asr(name: str, options: dict[str, Any] | None = None, device: str = "cp
         from audiorole_ray.asr.whisper import WhisperBackend
 
         return WhisperBackend(**(options or {}), device=device)
+    if name == "mooer":
+        from audiorole_ray.asr.mooer import MooerBackend
+
+        return MooerBackend(**(options or {}), device=device)
     raise ValueError(f"unknown ASR backend {name!r}; choose one of {ASR_BACKENDS}")
