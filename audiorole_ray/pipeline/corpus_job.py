@@ -89,6 +89,7 @@ def run(config: CorpusJobConfig) -> dict:
     """Build (or resume) the corpus; returns the summary. Needs Ray initialised by the caller."""
     t0 = time.perf_counter()
     part1 = diarize_and_link(config.part1)
+    stage_wall = {"diarize_and_link": round(time.perf_counter() - t0, 2)}
     targets = resolve_targets(config, part1.speakers)
     state = join(config.output, "_state")
 
@@ -115,11 +116,15 @@ def run(config: CorpusJobConfig) -> dict:
     p1 = config.part1
     common = dict(state_uri=state, num_cpus=p1.cpus_per_worker, num_gpus=p1.gpus_per_worker)
     transcribe = TranscribeStage(asr=config.asr, asr_options=config.asr_options, filters=config.filters, **common)
+    t = time.perf_counter()
     transcribed, t_errors, t_skipped = _pass(transcribe, "transcribed", "transcribe_hash", rows, state, p1.workers)
+    stage_wall["transcribe"] = round(time.perf_counter() - t, 2)
     rows = [r for r in rows if r["episode_id"] in transcribed]
     enhance = EnhanceStage(enhancer=config.enhancer, enhancer_options=config.enhancer_options, audio_rate=config.audio_rate,
                            quality_every=config.quality_every, output_uri=config.output, **common)
+    t = time.perf_counter()
     enhanced, e_errors, e_skipped = _pass(enhance, "enhanced", "enhance_hash", rows, state, p1.workers)
+    stage_wall["enhance"] = round(time.perf_counter() - t, 2)
 
     dialogues, utterances, quality = [], [], []
     orphaned = 0
@@ -157,6 +162,7 @@ def run(config: CorpusJobConfig) -> dict:
         "episodes_transcribed": len(transcribed),
         "episodes_enhanced": len(enhanced),
         "stage_resumed": {"transcribe": t_skipped, "enhance": e_skipped},
+        "stage_wall_s": stage_wall,
         "wall_s": round(time.perf_counter() - t0, 2),
     }
     summary["x_real_time"] = round(summary["audio_h"] * 3600 / max(summary["wall_s"], 1e-9), 2)
