@@ -1,5 +1,6 @@
-"""The whole job on S3 (a moto server on loopback): same corpus as a local run, resume after a
-lost marker and after a killed run, and the secret key never written or printed."""
+"""The whole corpus job on S3 (a moto server on loopback): same corpus as a local run, resume
+after a lost marker and after a killed run, and the secret key never written or printed.
+Enhancement is off here to keep the test short: the shards are written to S3 all the same."""
 import io
 import json
 import os
@@ -16,7 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from audiorole_ray.pipeline.diarize_job import DiarizeJobConfig, run
+from audiorole_ray.pipeline.corpus_job import CorpusJobConfig, run
+from audiorole_ray.pipeline.diarize_job import DiarizeJobConfig
 
 moto_server = pytest.importorskip("moto.server")
 pytest.importorskip("s3fs")
@@ -157,9 +159,12 @@ def capture_fds():
 PRINTED: list[str] = []  # everything the runs printed, checked for the secret at the end
 
 
+CLI_PART2 = ["--enhancer", "none", "--quality-every", "0"]
+
+
 def _run(config: DiarizeJobConfig) -> dict:
     with capture_fds() as out:
-        summary = run(config)
+        summary = run(CorpusJobConfig(config, enhancer=None, quality_every=0))
     PRINTED.append(out.getvalue())
     return summary
 
@@ -190,6 +195,8 @@ def corpus(root: str) -> dict:
     speakers = read_parquet(f"{root}/speakers.parquet").to_pandas()
     errors = read_parquet(f"{root}/errors.parquet").to_pandas()
     rttm = {f: fs.cat_file(f"{base}/{f}").decode() for f in files if f.startswith("rttm/")}
+    dialogues = read_parquet(f"{root}/dialogues.parquet").to_pandas()
+    shards = {f: fs.cat_file(f"{base}/{f}") for f in files if f.startswith("audio/")}
     markers = {}
     for f in files:
         if f.startswith("_state/diarized/"):
@@ -207,6 +214,8 @@ def corpus(root: str) -> dict:
         "speakers": speakers,
         "errors": errors,
         "rttm": rttm,
+        "dialogues": dialogues,
+        "shards": shards,
         "markers": markers,
         "summary": summary,
     }
@@ -222,8 +231,10 @@ def assert_same_corpus(a: dict, b: dict, same_input: bool):
     ka, kb = (x["errors"][["episode_id", "stage"]].sort_values("episode_id").reset_index(drop=True) for x in (a, b))
     pd.testing.assert_frame_equal(ka, kb)
     assert a["rttm"] == b["rttm"]
+    pd.testing.assert_frame_equal(a["dialogues"], b["dialogues"])
+    assert a["shards"] == b["shards"]  # byte for byte
     assert a["markers"] == b["markers"]
-    drop = {"output", "wall_s", "x_real_time", "episodes_skipped_resume"}
+    drop = {"output", "wall_s", "x_real_time", "episodes_skipped_resume", "stage_wall_s", "stage_resumed"}
     assert {k: v for k, v in a["summary"].items() if k not in drop} == {
         k: v for k, v in b["summary"].items() if k not in drop
     }
@@ -236,6 +247,8 @@ def assert_no_duplicates(c: dict):
     assert len(c["errors"]) == 1 and c["errors"].episode_id.tolist() == [BAD.rsplit(".", 1)[0]]
     assert len(c["rttm"]) == N_GOOD and len(c["markers"]) == N_GOOD
     assert not [f for f in c["files"] if f.endswith(".tmp")]
+    assert len(c["dialogues"]) > 0 and c["shards"]
+    assert not c["dialogues"].duplicated(["dialogue_id", "turn_index"]).any()
     turns = sum(len(t.splitlines()) for t in c["rttm"].values())
     assert turns == c["summary"]["turns"]
 
@@ -303,7 +316,7 @@ def test_s3_resume_after_killed_run(s3, s3_corpus, tmp_path):
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
             [sys.executable, str(ROOT / "jobs" / "build_corpus.py"), "--input", f"s3://{BUCKET}/series",
-             "--output", output, "--workers", "2", "--address", ray.get_runtime_context().gcs_address],
+             "--output", output, "--workers", "2", "--address", ray.get_runtime_context().gcs_address, *CLI_PART2],
             stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT,
         )
     try:

@@ -79,10 +79,17 @@ class WhisperBackend(AsrBackend):
                 f"the Whisper model at {self.model_dir()} is English-only and cannot transcribe language {language!r}: "
                 "give a multilingual checkpoint (--asr-model) or set that series' --language to en"
             )
-        return dict(language=lang, beam_size=self.beam_size, condition_on_previous_text=False, vad_filter=False)
+        # temperature 0 only: faster-whisper's fallback samples at higher temperatures when the
+        # greedy output looks like a loop, and that sampling is not reproducible (seeding
+        # ctranslate2 did not make it so), while a resumed or S3 run must give the same corpus
+        return dict(language=lang, beam_size=self.beam_size, temperature=0.0, condition_on_previous_text=False, vad_filter=False)
+
+    def _run(self, audio: np.ndarray, language: str, **kw):
+        segments, _ = self._model.transcribe(audio, **kw, **self._options(language))
+        return list(segments)
 
     def _text(self, clip: np.ndarray, language: str) -> str:
-        segments, _ = self._model.transcribe(clip.astype(np.float32, copy=False), without_timestamps=True, **self._options(language))
+        segments = self._run(clip.astype(np.float32, copy=False), language, without_timestamps=True)
         return " ".join(s.text.strip() for s in segments).strip()
 
     def _transcribe_packed(self, clips: list[np.ndarray], language: str) -> list[str]:
@@ -92,7 +99,7 @@ class WhisperBackend(AsrBackend):
                 out[pack.clips[0]] = self._text(clips[pack.clips[0]], language)
                 continue
             audio = window_audio(clips, pack, SAMPLE_RATE, GAP_S)
-            segments, _ = self._model.transcribe(audio, word_timestamps=True, **self._options(language))
+            segments = self._run(audio, language, word_timestamps=True)
             words = [(w.start, w.end, w.word) for s in segments for w in (s.words or [])]
             for i, text in zip(pack.clips, assign_words(words, pack.spans)):
                 out[i] = text
