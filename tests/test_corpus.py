@@ -133,3 +133,49 @@ def test_plan_hash_changes_with_settings():
     assert plan_hash(plan, asr="whisper") == plan_hash(plan, asr="whisper")
     assert plan_hash(plan, asr="whisper") != plan_hash(plan, asr="mooer")
     assert plan_hash(plan, f=FilterConfig()) != plan_hash(plan[:0], f=FilterConfig())
+
+
+class _Panic(BaseException):
+    """Like PyO3's PanicException: a native panic surfaces as a BaseException."""
+
+
+class _FlakyEnhancer:
+    sample_rate = 48_000
+
+    def enhance(self, clip):
+        if clip.size > 2 * 48_000:
+            raise _Panic("native code panicked")
+        return clip * 0.5
+
+
+def test_enhance_stage_records_a_failed_clip_and_keeps_the_rest(tmp_path, sample_series):
+    from audiorole_ray.io.storage import write_json
+    from audiorole_ray.pipeline.corpus_stages import EnhanceStage, state_marker
+    from audiorole_ray.pipeline.stages import Stage
+
+    uri = str(sample_series / "sitcom" / "ep01.wav")
+    utts = [
+        {"key": f"k{i}", "scene_id": "sitcom/ep01#0000", "target": T, "index": i, "role": r, "start": s, "end": e,
+         "speaker_id": "x", "speakers": ["x"], "overlap_s": 0.0, "split": "train", "drop": "", "text": "hello there",
+         "truncated": False}
+        for i, (r, s, e) in enumerate([("A", 1.0, 2.5), ("B", 3.0, 6.0), ("A", 7.0, 8.0)])
+    ]
+    state = str(tmp_path / "_state")
+    write_json(state_marker(state, "transcribed", "sitcom/ep01"), {"hash": "h", "utterances": utts})
+    stage = EnhanceStage(enhancer=None, quality_every=0, state_uri=state, output_uri=str(tmp_path), audio_rate=16_000)
+    stage._enhancer, stage._quality = _FlakyEnhancer(), None
+    row = {"series": "sitcom", "episode_id": "sitcom/ep01", "uri": uri, "shard": shard_name(0), "hash": "h"}
+    (out,) = stage.process([row])
+    assert out["status"] == "ok" and out["utterances"] == 2
+    marker = json.loads((tmp_path / "_state" / "enhanced" / "sitcom" / "ep01.json").read_text())
+    assert list(marker["failed"]) == ["k1"] and "panicked" in marker["failed"]["k1"] and marker["keys"] == ["k0", "k2"]
+    shard = read_shard(str(tmp_path / shard_name(0)))
+    audio, rate = decode_bytes(shard["k0"]["flac"])
+    assert set(shard) == {"k0", "k2"} and rate == 16_000 and audio.size == 24_000
+
+    class Boom(Stage):
+        def process_row(self, row):
+            raise _Panic("whole item")
+
+    (failed,) = Boom(name="boom").process([{"uri": "x"}])
+    assert failed["status"] == "error" and "whole item" in failed["error"] and failed["error_stage"] == "boom"

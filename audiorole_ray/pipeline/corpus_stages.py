@@ -18,7 +18,7 @@ from audiorole_ray.filters import FilterConfig, text_drop_reason
 from audiorole_ray.io import audio as audio_io
 from audiorole_ray.io.storage import join, read_json, write_json
 from audiorole_ray.pipeline.metrics import record
-from audiorole_ray.pipeline.stages import Stage
+from audiorole_ray.pipeline.stages import Stage, is_item_failure
 
 
 def state_marker(state_uri: str, kind: str, episode_id: str) -> str:
@@ -134,7 +134,9 @@ class EnhanceStage(Stage):
                 if self._quality is not None and self.sampled(u["key"]):
                     quality.append(self._measure(u, clip, clean, rate))
                 flac = audio_io.encode_flac(resample(clean, rate, self.audio_rate), self.audio_rate)
-            except Exception as exc:  # noqa: BLE001 - one bad clip is recorded, the episode goes on
+            except BaseException as exc:  # noqa: BLE001 - one bad clip is recorded, the episode goes on
+                if not is_item_failure(exc):
+                    raise
                 failed[u["key"]] = f"{type(exc).__name__}: {exc}"
                 continue
             samples.append((u["key"], flac, _sample_meta(u, row)))

@@ -39,12 +39,21 @@ class Stage:
             t = time.perf_counter()
             try:
                 result = {**row, **self.process_row(row), "status": "ok", "error": ""}
-            except Exception as exc:  # noqa: BLE001 - a bad item is recorded, the job goes on
+            except BaseException as exc:  # noqa: BLE001 - a bad item is recorded, the job goes on
+                if not is_item_failure(exc):
+                    raise
                 result = {**row, "status": "error", "error": error_text(exc), "error_stage": self.name}
                 record(self.name, error=True)
             result[f"{self.name}_wall_s"] = time.perf_counter() - t
             out.append(result)
         return out
+
+
+def is_item_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is one item's failure, to record and move past. Native extensions raise
+    their panics as BaseException (PyO3's PanicException), so Exception alone would let one bad
+    clip take the job down; interrupts and exits still stop it."""
+    return not isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit))
 
 
 def error_text(exc: BaseException) -> str:
