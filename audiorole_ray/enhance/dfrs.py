@@ -62,7 +62,6 @@ class DeepFilterNetRs(Enhancer):
         self.frame_length: int | None = None
         self._cls = None
         self._resolved_path: str | None = None
-        self._next = None  # a fresh processor, ready for the next clip
         self._times: dict[str, float] = defaultdict(float)
 
     # -- loading ------------------------------------------------------------------------------
@@ -99,7 +98,6 @@ class DeepFilterNetRs(Enhancer):
         self.delay = frames * self.frame_length - len(out)
         if not 0 <= self.delay < frames * self.frame_length:
             raise RuntimeError(f"unexpected DeepFilterNet delay {self.delay} samples")
-        self._next = self._processor()
         self._times["load"] += time.perf_counter() - t
 
     # -- enhancing ----------------------------------------------------------------------------
@@ -112,7 +110,9 @@ class DeepFilterNetRs(Enhancer):
         if not np.isfinite(clip).all():
             raise ValueError("clip has NaN/inf samples")
         t = time.perf_counter()
-        proc, self._next = (self._next or self._processor()), None
+        # made here, not ahead in load(): the native processor is bound to the thread that made
+        # it, and Ray Data calls an actor's batches from another thread than its constructor
+        proc = self._processor()
         padded = np.pad(clip, (0, self.delay), mode="symmetric")  # not zeros: see the module docstring
         out = np.concatenate([proc.process_chunk(padded), proc.finalize()])  # finalize closes it
         if out.size < clip.size:  # cannot happen with the padding above; never return misaligned audio

@@ -111,7 +111,7 @@ class EnhanceStage(Stage):
         if self.quality_every:
             from audiorole_ray.quality import QualityMeter
 
-            self._quality = QualityMeter()
+            self._quality = QualityMeter(dnsmos_max_windows=1)
             self._quality.load()
 
     def sampled(self, key: str) -> bool:
