@@ -2,10 +2,8 @@
 resumed re-run, and a killed run resumed to the same corpus."""
 import json
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 
@@ -21,6 +19,7 @@ from audiorole_ray.pipeline.corpus_job import CorpusJobConfig, run
 from audiorole_ray.pipeline.diarize_job import DiarizeJobConfig
 from audiorole_ray.pipeline.stages import marker_uri
 from audiorole_ray.sample import SAMPLE_TRUTH
+from conftest import kill_when, wait_for_cpus
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,22 +181,8 @@ def test_killed_run_resumes_to_the_same_corpus(built, ray_local, tmp_path):
     log = tmp_path / "cli.log"
     with open(log, "wb") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 600
-        while not any((out / "_state").glob("transcribed/*/*.json")):
-            assert proc.poll() is None, f"the job ended before it could be killed:\n{log.read_text()}"
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
-    # Ray ends a dead driver's actors; wait until their CPUs are back, so no late marker lands
-    deadline = time.monotonic() + 60
-    while ray_local.available_resources().get("CPU", 0) < 2:
-        assert time.monotonic() < deadline, ray_local.available_resources()
-        time.sleep(0.2)
+    kill_when(proc, lambda: any((out / "_state").glob("transcribed/*/*.json")), log, timeout=600)
+    wait_for_cpus(ray_local)
     assert not (out / "dialogues.parquet").exists()
     n_transcribed = len(list((out / "_state").glob("transcribed/*/*.json")))
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)

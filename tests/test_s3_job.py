@@ -19,6 +19,7 @@ import pytest
 
 from audiorole_ray.pipeline.corpus_job import CorpusJobConfig, run
 from audiorole_ray.pipeline.diarize_job import DiarizeJobConfig
+from conftest import kill_when, wait_for_cpus
 
 moto_server = pytest.importorskip("moto.server")
 pytest.importorskip("s3fs")
@@ -319,25 +320,11 @@ def test_s3_resume_after_killed_run(s3, s3_corpus, tmp_path):
              "--output", output, "--workers", "2", "--address", ray.get_runtime_context().gcs_address, *CLI_PART2],
             stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT,
         )
-    try:
-        deadline = time.monotonic() + 150
-        while not _keys(s3, "corpus-killed/_state/diarized/"):
-            assert proc.poll() is None, f"the job ended before it could be killed:\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"no marker after 150 s:\n{log.read_text()}"
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
+    kill_when(proc, lambda: _keys(s3, "corpus-killed/_state/diarized/"), log, timeout=150)
     assert proc.returncode == -signal.SIGKILL
     PRINTED.append(log.read_text(errors="replace"))
 
-    # Ray ends a dead driver's actors; wait until their CPUs are back, so no late marker lands
-    deadline = time.monotonic() + 60
-    while ray.available_resources().get("CPU", 0) < 2:
-        assert time.monotonic() < deadline, ray.available_resources()
-        time.sleep(0.2)
+    wait_for_cpus(ray)
     keys = _keys(s3, "corpus-killed/")
     assert "corpus-killed/summary.json" not in keys  # it died before writing any output
     done_at_kill = len([k for k in keys if k.startswith("corpus-killed/_state/diarized/")])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from itertools import groupby
 
-ORPHANED = "orphaned"  # kept by every filter, but its neighbour in the dialogue was dropped
 
 
 def _pieces(utts: list[dict]) -> list[list[dict]]:

@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from audiorole_ray.corpus.assemble import ORPHANED, assemble
+from audiorole_ray.corpus.assemble import assemble
 from audiorole_ray.corpus.plan import plan_episode, plan_hash
 from audiorole_ray.corpus.report import build_report, write_report
 from audiorole_ray.corpus.shards import shard_name
