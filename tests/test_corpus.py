@@ -179,3 +179,21 @@ def test_enhance_stage_records_a_failed_clip_and_keeps_the_rest(tmp_path, sample
 
     (failed,) = Boom(name="boom").process([{"uri": "x"}])
     assert failed["status"] == "error" and "whole item" in failed["error"] and failed["error_stage"] == "boom"
+
+
+def test_targets_main_extra_all_and_unknown():
+    from audiorole_ray.pipeline.corpus_job import ConfigError, CorpusJobConfig, resolve_targets
+    from audiorole_ray.pipeline.diarize_job import DiarizeJobConfig
+
+    speakers = [{"series": "s", "speaker_id": f"s_spk0{i}"} for i in range(3)] + [{"series": "t", "speaker_id": "t_spk00"}]
+    part1 = DiarizeJobConfig(input="in", output="out")
+    assert resolve_targets(CorpusJobConfig(part1), speakers) == {"s": ["s_spk00"], "t": ["t_spk00"]}
+    assert resolve_targets(CorpusJobConfig(part1, targets={"s": ["s_spk02"]}), speakers)["s"] == ["s_spk00", "s_spk02"]
+    assert resolve_targets(CorpusJobConfig(part1, targets="all"), speakers)["s"] == ["s_spk00", "s_spk01", "s_spk02"]
+    with pytest.raises(ConfigError, match="s=s_spk09: no such speaker"):
+        resolve_targets(CorpusJobConfig(part1, targets={"s": ["s_spk09"]}), speakers)
+    with pytest.raises(ConfigError, match="series 'u'"):
+        resolve_targets(CorpusJobConfig(part1, targets={"u": ["u_spk00"]}), speakers)
+    for bad in (dict(max_pause_s=-1), dict(test_fraction=1.0), dict(audio_rate=12_345), dict(languages={"s": "xx"})):
+        with pytest.raises(ValueError):
+            CorpusJobConfig(part1, **bad)
