@@ -55,6 +55,7 @@ check-manifests: install
 
 bench: install
 	$(PY) benchmarks/bench_diarize.py
+	$(PY) benchmarks/bench_corpus.py
 
 clean:
 	rm -rf out .pytest_cache
