@@ -7,6 +7,7 @@ report.json, and errors.parquet and summary.json covering both parts.
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -183,10 +184,10 @@ def _pass(stage, kind: str, hash_key: str, rows: list[dict], state: str, workers
     log.info("%s: %d episodes, %d already done, %d to do", stage.name, len(rows), len(rows) - len(todo), len(todo))
     errors = []
     if todo:
-        import json
-
+        # transcribe needs the plan; enhance reads what it needs from the transcribed marker
+        plan = stage.name == "transcribe"
         items = [{**{k: r[k] for k in ("series", "episode_id", "uri", "language", "shard")}, "hash": r[hash_key],
-                  "plan": json.dumps(r["plan"])} for r in todo]
+                  **({"plan": json.dumps(r["plan"])} if plan else {})} for r in todo]
         ds = ray.data.from_items(items, override_num_blocks=len(items))
         results = apply_stage(ds, stage, workers=min(workers, len(items))).take_all()
         errors = [{"uri": r["uri"], "episode_id": r["episode_id"], "stage": stage.name, "error": r["error"]}
