@@ -23,16 +23,20 @@ def build_report(*, part1, targets, utterances, dialogues, quality, duration_sta
                        "speech_h": round(speech / 3600, 4), "speech_share": round(speech / audio, 3) if audio else 0.0})
 
     speech_s = {s["speaker_id"]: s["speech_s"] for s in part1.speakers}
-    multi = [d for d in dialogues if d["kind"] == "multi"]
+    multi, singles = defaultdict(list), defaultdict(set)  # by target: one pass over the rows
+    for d in dialogues:
+        if d["kind"] == "multi":
+            multi[d["target"]].append(d)
+        else:
+            singles[d["target"]].add(d["dialogue_id"])
     characters = []
     for name, spk in sorted((s, t) for s, ts in targets.items() for t in ts):
-        rows = [d for d in multi if d["target"] == spk]
+        rows = multi[spk]
         turns = Counter(d["split"] for d in rows if d["role"] == "B")  # one turn = one A/B exchange
         characters.append({
             "series": name, "target": spk, "speech_h": round(speech_s.get(spk, 0.0) / 3600, 4),
             "scenes": len({d["scene_id"] for d in rows}), "dialogues": len({d["dialogue_id"] for d in rows}),
-            "train_turns": turns["train"], "test_turns": turns["test"],
-            "single_pairs": len({d["dialogue_id"] for d in dialogues if d["kind"] == "single" and d["target"] == spk}),
+            "train_turns": turns["train"], "test_turns": turns["test"], "single_pairs": len(singles[spk]),
         })
 
     drops = Counter(u["drop"] for u in utterances if u["drop"])
