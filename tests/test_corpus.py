@@ -150,7 +150,8 @@ class _FlakyEnhancer:
 
 def test_enhance_stage_records_a_failed_clip_and_keeps_the_rest(tmp_path, sample_series):
     from audiorole_ray.io.storage import write_json
-    from audiorole_ray.pipeline.corpus_stages import EnhanceStage, state_marker
+    from audiorole_ray.pipeline.corpus_stages import EnhanceStage
+    from audiorole_ray.pipeline.stages import marker_uri
     from audiorole_ray.pipeline.stages import Stage
 
     uri = str(sample_series / "sitcom" / "ep01.wav")
@@ -161,7 +162,7 @@ def test_enhance_stage_records_a_failed_clip_and_keeps_the_rest(tmp_path, sample
         for i, (r, s, e) in enumerate([("A", 1.0, 2.5), ("B", 3.0, 6.0), ("A", 7.0, 8.0)])
     ]
     state = str(tmp_path / "_state")
-    write_json(state_marker(state, "transcribed", "sitcom/ep01"), {"hash": "h", "utterances": utts})
+    write_json(marker_uri(state, "sitcom/ep01", "transcribed"), {"hash": "h", "utterances": utts})
     stage = EnhanceStage(enhancer=None, quality_every=0, state_uri=state, output_uri=str(tmp_path), audio_rate=16_000)
     stage._enhancer, stage._quality = _FlakyEnhancer(), None
     row = {"series": "sitcom", "episode_id": "sitcom/ep01", "uri": uri, "shard": shard_name(0), "hash": "h"}

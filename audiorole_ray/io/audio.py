@@ -78,6 +78,19 @@ def _info(container, stream) -> AudioInfo:
 TRUNCATION_TOLERANCE_S = 1.0
 
 
+def _mono_chunks(container, stream, sample_rate: int):
+    """The stream decoded and resampled to mono float32 at ``sample_rate``, chunk by chunk
+    (the resampler's tail is flushed after the last frame)."""
+    import av
+
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    for frame in container.decode(stream):
+        for out in resampler.resample(frame):
+            yield out.to_ndarray().reshape(-1)
+    for out in resampler.resample(None):
+        yield out.to_ndarray().reshape(-1)
+
+
 def probe(uri: str) -> AudioInfo:
     with _audio_stream(uri) as (container, stream):
         return _info(container, stream)
@@ -90,16 +103,10 @@ def decode(uri: str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 
 def load(uri: str, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, AudioInfo]:
     """Decode, plus the container's metadata, opening the file once."""
-    import av
-
-    chunks: list[np.ndarray] = []
     with _audio_stream(uri) as (container, stream):
         info = _info(container, stream)
         claimed = info.duration_s
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        for frame in container.decode(stream):
-            chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
-        chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))  # flush
+        chunks = list(_mono_chunks(container, stream, sample_rate))
     audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     if audio.size == 0:
         raise AudioDecodeError(uri, "no audio samples (empty or silent container)")
@@ -118,8 +125,6 @@ def load_segments(uri: str, segments: list[tuple[float, float]], sample_rate: in
     full decode would give, so clips match the RTTM exactly. Memory holds the clips, not the
     episode: at 48 kHz a 45-minute episode would be 520 MB as float32.
     """
-    import av
-
     bounds = [(round(s * sample_rate), round(e * sample_rate)) for s, e in segments]
     for (s, e), seg in zip(bounds, segments):
         if s < 0 or e <= s:
@@ -144,15 +149,10 @@ def load_segments(uri: str, segments: list[tuple[float, float]], sample_rate: in
         pos = end
 
     with _audio_stream(uri) as (container, stream):
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        for frame in container.decode(stream):
-            for out in resampler.resample(frame):
-                take(out.to_ndarray().reshape(-1))
+        for chunk in _mono_chunks(container, stream, sample_rate):
+            take(chunk)
             if first == len(order):
                 break  # every segment is complete: no need to decode the rest
-        else:
-            for out in resampler.resample(None):
-                take(out.to_ndarray().reshape(-1))
     clips = []
     for (s, e), p in zip(bounds, parts):
         clip = np.concatenate(p) if p else np.zeros(0, np.float32)
@@ -191,7 +191,5 @@ def decode_bytes(data: bytes) -> tuple[np.ndarray, int]:
     with av.open(io.BytesIO(data), "r") as container:
         stream = container.streams.audio[0]
         rate = stream.rate
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-        chunks = [o.to_ndarray().reshape(-1) for f in container.decode(stream) for o in resampler.resample(f)]
-        chunks += [o.to_ndarray().reshape(-1) for o in resampler.resample(None)]
+        chunks = list(_mono_chunks(container, stream, rate))
     return (np.concatenate(chunks) if chunks else np.zeros(0, np.float32)), rate

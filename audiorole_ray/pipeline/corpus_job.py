@@ -18,9 +18,10 @@ from audiorole_ray.corpus.plan import plan_episode, plan_hash
 from audiorole_ray.corpus.report import build_report, write_report
 from audiorole_ray.corpus.shards import shard_name
 from audiorole_ray.filters import LANGUAGE_SCRIPTS, FilterConfig, FilterStats
-from audiorole_ray.io.storage import join, list_json, read_json, write_json
+from audiorole_ray.io.storage import join, list_json, write_json
 from audiorole_ray.io.tables import DIALOGUES, ERRORS, write_parquet
-from audiorole_ray.pipeline.corpus_stages import EnhanceStage, TranscribeStage, state_marker
+from audiorole_ray.pipeline.corpus_stages import EnhanceStage, TranscribeStage
+from audiorole_ray.pipeline.stages import marker_uri, read_markers
 from audiorole_ray.pipeline.diarize_job import DiarizeJobConfig, diarize_and_link
 from audiorole_ray.scenes import DEFAULT_MAX_PAUSE_S
 
@@ -186,7 +187,11 @@ def _pass(stage, kind: str, hash_key: str, rows: list[dict], state: str, workers
     from audiorole_ray.pipeline.ray_runner import apply_stage
 
     want = {r["episode_id"]: r[hash_key] for r in rows}
-    done = _markers([u for u in list_json(join(state, kind))], want)
+
+    def current(eid: str, marker: dict) -> bool:  # made for this episode's plan and settings
+        return want.get(eid) == marker.get("hash")
+
+    done = read_markers(list_json(join(state, kind)), current)
     todo = [r for r in rows if r["episode_id"] not in done]
     log.info("%s: %d episodes, %d already done, %d to do", stage.name, len(rows), len(rows) - len(todo), len(todo))
     errors = []
@@ -199,21 +204,7 @@ def _pass(stage, kind: str, hash_key: str, rows: list[dict], state: str, workers
         results = apply_stage(ds, stage, workers=min(workers, len(items))).take_all()
         errors = [{"uri": r["uri"], "episode_id": r["episode_id"], "stage": stage.name, "error": r["error"]}
                   for r in results if r["status"] == "error"]
-        fresh = [state_marker(state, kind, r["episode_id"]) for r in results if r["status"] == "ok"]
-        done.update(_markers(fresh, want))
+        fresh = [marker_uri(state, r["episode_id"], kind) for r in results if r["status"] == "ok"]
+        done.update(read_markers(fresh, current))
     return done, errors, len(rows) - len(todo)
 
-
-def _markers(uris: list[str], want: dict[str, str]) -> dict[str, dict]:
-    """Markers whose hash matches the current plan; a torn or stale one means: redo."""
-    out = {}
-    for uri in uris:
-        try:
-            m = read_json(uri)
-        except (ValueError, OSError):
-            continue
-        eid = uri.rsplit("/", 2)
-        eid = f"{eid[-2]}/{eid[-1][:-5]}"
-        if want.get(eid) == m.get("hash"):
-            out[eid] = m
-    return out

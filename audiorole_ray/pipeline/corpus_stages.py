@@ -18,23 +18,7 @@ from audiorole_ray.filters import FilterConfig, text_drop_reason
 from audiorole_ray.io import audio as audio_io
 from audiorole_ray.io.storage import join, read_json, write_json
 from audiorole_ray.pipeline.metrics import record
-from audiorole_ray.pipeline.stages import Stage, is_item_failure
-
-
-def state_marker(state_uri: str, kind: str, episode_id: str) -> str:
-    series, stem = episode_id.split("/", 1)
-    return join(state_uri, kind, series, f"{stem}.json")
-
-
-def _device(num_gpus: float, device: str) -> str:
-    if device != "auto":
-        return device
-    if num_gpus > 0:
-        import torch
-
-        if torch.cuda.is_available():
-            return "cuda"
-    return "cpu"
+from audiorole_ray.pipeline.stages import Stage, is_item_failure, marker_uri, resolve_device
 
 
 def resample(clip: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
@@ -61,7 +45,7 @@ class TranscribeStage(Stage):
     def setup(self) -> None:
         from audiorole_ray.asr import make_asr
 
-        self._asr = make_asr(self.asr, self.asr_options, device=_device(self.num_gpus, self.device))
+        self._asr = make_asr(self.asr, self.asr_options, device=resolve_device(self.device, self.num_gpus))
         self._asr.load()
 
     def process_row(self, row: dict) -> dict:
@@ -78,7 +62,7 @@ class TranscribeStage(Stage):
         audio_s = sum(c.size for c in clips) / audio_io.SAMPLE_RATE
         wall = time.perf_counter() - t
         write_json(
-            state_marker(self.state_uri, "transcribed", row["episode_id"]),
+            marker_uri(self.state_uri, row["episode_id"], "transcribed"),
             {"hash": row["hash"], "utterances": plan, "audio_s": audio_s, "wall_s": wall},
         )
         record(self.name, audio_s=audio_s, wall_s=wall)
@@ -105,7 +89,7 @@ class EnhanceStage(Stage):
         if self.enhancer:
             from audiorole_ray.enhance import make_enhancer
 
-            self._enhancer = make_enhancer(self.enhancer, self.enhancer_options, device=_device(self.num_gpus, self.device))
+            self._enhancer = make_enhancer(self.enhancer, self.enhancer_options, device=resolve_device(self.device, self.num_gpus))
             self._enhancer.load()
         self._quality = None
         if self.quality_every:
@@ -121,7 +105,7 @@ class EnhanceStage(Stage):
         from audiorole_ray.corpus.shards import write_shard
 
         t = time.perf_counter()
-        marker = read_json(state_marker(self.state_uri, "transcribed", row["episode_id"]))
+        marker = read_json(marker_uri(self.state_uri, row["episode_id"], "transcribed"))
         kept = [u for u in marker["utterances"] if not u["drop"]]
         rate = self._enhancer.sample_rate if self._enhancer else self.audio_rate
         clips = audio_io.load_segments(row["uri"], [(u["start"], u["end"]) for u in kept], rate)
@@ -144,7 +128,7 @@ class EnhanceStage(Stage):
         audio_s = sum(c.size for c in clips) / rate
         wall = time.perf_counter() - t
         write_json(
-            state_marker(self.state_uri, "enhanced", row["episode_id"]),
+            marker_uri(self.state_uri, row["episode_id"], "enhanced"),
             {"hash": row["hash"], "shard": row["shard"], "keys": [k for k, _, _ in samples], "failed": failed,
              "quality": quality, "audio_s": audio_s, "wall_s": wall},
         )

@@ -12,10 +12,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from audiorole_ray.io.rttm import format_rttm
-from audiorole_ray.io.storage import join, list_episodes, list_json, read_json, write_json, write_text
+from audiorole_ray.io.storage import join, list_episodes, list_json, write_json, write_text
 from audiorole_ray.io.tables import EPISODES, ERRORS, SPEAKERS, write_parquet
 from audiorole_ray.link import LinkConfig, link_series, relabel
-from audiorole_ray.pipeline.stages import DiarizeStage, marker_uri
+from audiorole_ray.pipeline.stages import DiarizeStage, marker_uri, read_markers
 from audiorole_ray.types import Episode, EpisodeDiarization, Turn
 
 log = logging.getLogger("audiorole_ray")
@@ -103,15 +103,7 @@ def _finished(state: str, backend_key: dict, only: set[str] | None = None) -> di
         uris = [marker_uri(state, eid) for eid in sorted(only)]
     else:
         uris = list_json(join(state, "diarized"))
-    done = {}
-    for uri in uris:
-        try:
-            m = read_json(uri)
-        except (ValueError, OSError):  # a torn marker from a crash: redo that episode
-            continue
-        if m.get("backend") == backend_key:
-            done[m["episode"]["episode_id"]] = m
-    return done
+    return read_markers(uris, lambda _, m: m.get("backend") == backend_key)
 
 
 def write_outputs(config: DiarizeJobConfig, episodes, markers: dict[str, dict], errors: list[dict]):

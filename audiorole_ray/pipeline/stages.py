@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from audiorole_ray.io import audio as audio_io
-from audiorole_ray.io.storage import join, write_json
+from audiorole_ray.io.storage import join, read_json, write_json
 from audiorole_ray.pipeline.metrics import record
 
 
@@ -90,10 +91,7 @@ class DiarizeStage(Stage):
 
         # one thread per worker: actors scale across cores instead of fighting over them
         torch.set_num_threads(self.torch_threads)
-        device = self.device
-        if device == "auto":
-            device = "cuda" if self.num_gpus > 0 and torch.cuda.is_available() else "cpu"
-        self._backend = make_backend(self.backend, self.backend_options, device=device)
+        self._backend = make_backend(self.backend, self.backend_options, device=resolve_device(self.device, self.num_gpus))
         self._backend.load()
 
     def process_row(self, row: dict) -> dict:
@@ -123,6 +121,35 @@ class DiarizeStage(Stage):
         }
 
 
-def marker_uri(state_uri: str, episode_id: str) -> str:
+def resolve_device(device: str, num_gpus: float) -> str:
+    """``device`` as given, or for "auto": CUDA when the stage reserves a GPU and one is there."""
+    if device != "auto":
+        return device
+    if num_gpus > 0:
+        import torch
+
+        if torch.cuda.is_available():
+            return "cuda"
+    return "cpu"
+
+
+def marker_uri(state_uri: str, episode_id: str, kind: str = "diarized") -> str:
+    """Where a stage's completion marker for an episode lives: ``<state>/<kind>/<series>/<stem>.json``."""
     series, stem = episode_id.split("/", 1)
-    return join(state_uri, "diarized", series, f"{stem}.json")
+    return join(state_uri, kind, series, f"{stem}.json")
+
+
+def read_markers(uris: list[str], keep: Callable[[str, dict], bool]) -> dict[str, dict]:
+    """{episode id: marker} of the markers that ``keep(episode_id, marker)`` accepts; a torn
+    marker (a crash while writing it) or a stale one is skipped, so its episode is redone."""
+    out = {}
+    for uri in uris:
+        try:
+            m = read_json(uri)
+        except (ValueError, OSError):
+            continue
+        series, name = uri.rsplit("/", 2)[-2:]
+        eid = f"{series}/{name.removesuffix('.json')}"
+        if keep(eid, m):
+            out[eid] = m
+    return out
