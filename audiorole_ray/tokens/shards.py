@@ -82,16 +82,30 @@ def _clips(corpus: str, item: dict) -> tuple[list[tuple[str, np.ndarray, float]]
     """(key, 16 kHz audio, stored seconds) of the item's clips in key order, and {key: why not}."""
     want = set(item["keys"])
     got, failed = [], {}
-    for key, audio, rate, _ in iter_shard_clips(corpus, item["audio_path"], want):
+
+    def take(key, audio, rate):
         try:
             if audio.size == 0:
                 raise ValueError("empty clip (0 samples)")
             got.append((key, resample(audio, rate), audio.size / rate))
         except Exception as exc:  # noqa: BLE001 - one bad clip is recorded, the shard goes on
             failed[key] = f"{type(exc).__name__}: {exc}"
+
+    try:
+        for key, audio, rate, _ in iter_shard_clips(corpus, item["audio_path"], want):
+            take(key, audio, rate)
+    except Exception:  # noqa: BLE001 - a clip that does not decode stops the shard's iterator:
+        # go on key by key (each re-reads the shard: only on this rare path) to name the culprit
+        for key in sorted(want - {k for k, _, _ in got} - set(failed)):
+            try:
+                for k, audio, rate, _ in iter_shard_clips(corpus, item["audio_path"], {key}):
+                    take(k, audio, rate)
+            except Exception as exc:  # noqa: BLE001 - recorded with its reason
+                failed[key] = f"{type(exc).__name__}: {exc}"
     seen = {k for k, _, _ in got} | set(failed)
     for key in sorted(want - seen):
         failed[key] = f"no clip {key!r} in {item['audio_path']}"
+    got.sort(key=lambda g: g[0])
     return got, failed
 
 
