@@ -3,7 +3,7 @@ import json
 import pytest
 
 from audiorole_ray.asr import make_asr
-from audiorole_ray.diarize.models import MissingModelError
+from audiorole_ray.errors import MissingModelError
 from audiorole_ray.io.audio import decode
 from audiorole_ray.metrics.wer import edit_distance, normalize, wer
 from audiorole_ray.sample import SAMPLE_TRUTH

@@ -11,7 +11,7 @@ import torch
 
 from audiorole_ray.asr import ASR_BACKENDS, make_asr
 from audiorole_ray.asr.mooer import MooerBackend, check_model_dir, duration_batches, resolve_paths
-from audiorole_ray.diarize.models import MissingModelError
+from audiorole_ray.errors import MissingModelError
 
 SR = 16_000
 

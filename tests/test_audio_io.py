@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from audiorole_ray.dummies import tone, write_audio, write_corrupt
-from audiorole_ray.io.audio import AudioDecodeError, decode, probe
+from audiorole_ray.io.audio import DecodeError, decode, probe
 
 
 @pytest.mark.parametrize(
@@ -25,7 +25,7 @@ def test_decode_any_container_to_16k_mono(tmp_path, name, sample_rate, channels)
 @pytest.mark.parametrize("kind,reason", [("garbage", "not a readable media file"), ("empty", "empty file")])
 def test_bad_files_name_the_file_and_reason(tmp_path, kind, reason):
     path = write_corrupt(tmp_path / f"{kind}.wav", kind)
-    with pytest.raises(AudioDecodeError) as err:
+    with pytest.raises(DecodeError) as err:
         decode(str(path))
     assert str(path) in str(err.value) and reason in str(err.value)
 
@@ -33,10 +33,10 @@ def test_bad_files_name_the_file_and_reason(tmp_path, kind, reason):
 def test_truncated_file_is_an_error(tmp_path):
     good = write_audio(tmp_path / "good.flac", tone(5.0, sample_rate=44_100), 44_100, 2)
     bad = write_corrupt(tmp_path / "cut.flac", "truncated", good)
-    with pytest.raises(AudioDecodeError, match="cut.flac"):
+    with pytest.raises(DecodeError, match="cut.flac"):
         decode(str(bad))
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(AudioDecodeError, match="file not found"):
+    with pytest.raises(DecodeError, match="file not found"):
         probe(str(tmp_path / "nope.wav"))

@@ -3,7 +3,7 @@ import pytest
 
 from audiorole_ray.diarize.clustering import agglomerative
 from audiorole_ray.link import LinkConfig, link_series, relabel
-from audiorole_ray.types import EpisodeDiarization, Turn
+from audiorole_ray.records import EpisodeDiarization, Turn
 
 
 def blobs(centers, n, noise, seed=0):

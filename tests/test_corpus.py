@@ -11,7 +11,7 @@ from audiorole_ray.filters import FilterConfig
 from audiorole_ray.io.audio import decode_bytes, encode_flac, load, load_segments
 from audiorole_ray.io.rttm import read_rttm
 from audiorole_ray.sample import SAMPLE_TRUTH
-from audiorole_ray.types import Turn
+from audiorole_ray.records import Turn
 
 T = "s_spk00"
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from audiorole_ray.diarize.embedded import EmbeddedBackend, EmbeddedConfig, assign_turns, merge_short_gaps
-from audiorole_ray.types import Turn
+from audiorole_ray.records import Turn
 from audiorole_ray.io.audio import decode
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.signal import resample_poly
 
-from audiorole_ray.diarize.models import MissingModelError
+from audiorole_ray.errors import MissingModelError
 from audiorole_ray.enhance import ENHANCERS, Enhancer, make_enhancer
 from audiorole_ray.io.audio import decode
 from audiorole_ray.sample import SAMPLE_SERIES

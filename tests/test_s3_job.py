@@ -285,7 +285,7 @@ def test_s3_corpus_equals_local_run(s3_corpus, local_corpus):
     assert_no_duplicates(c)
     assert c["episodes"].uri.str.startswith(f"s3://{BUCKET}/series/").all()
     err = c["errors"].iloc[0]
-    assert err.uri == f"s3://{BUCKET}/series/{BAD}" and err.error.startswith(f"AudioDecodeError: {err.uri}")
+    assert err.uri == f"s3://{BUCKET}/series/{BAD}" and err.error.startswith(f"DecodeError: {err.uri}")
     assert c["summary"]["output"] == config.output
 
 

@@ -6,7 +6,7 @@ import pytest
 from audiorole_ray.io.rttm import read_rttm
 from audiorole_ray.sample import SAMPLE_TRUTH
 from audiorole_ray.scenes import dialogues, is_dialogue, role_turns, single_turn_pairs, split_scenes
-from audiorole_ray.types import Turn
+from audiorole_ray.records import Turn
 
 
 def test_split_at_pauses_over_the_limit_only():

@@ -2,8 +2,9 @@ import pytest
 
 from audiorole_ray.dummies import tone, write_audio
 from audiorole_ray.io.rttm import format_rttm, parse_rttm
-from audiorole_ray.io.storage import InputError, list_episodes
-from audiorole_ray.types import Turn
+from audiorole_ray.errors import InputError
+from audiorole_ray.io.storage import list_episodes
+from audiorole_ray.records import Turn
 
 
 def test_list_episodes_layout(tmp_path):
