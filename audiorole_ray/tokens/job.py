@@ -216,10 +216,10 @@ def _run(config: TokenizeConfig, clips: pd.DataFrame, local: bool) -> dict:
     by_id = {i["id"]: i for i in items}
     result = run_pass(stage, items, store, config.workers, local=local, keep=lambda m: (m.payload, m.audio_s, m.wall_s))
     errors = list(result.errors)
-    tokenized = audio_s = work_s = 0.0
+    tokenized = audio_s = work_s = cpu_s = 0.0
     for item_id, (payload, a_s, w_s) in sorted(result.done.items()):
         tokenized += payload["clips"]
-        audio_s, work_s = audio_s + a_s, work_s + w_s
+        audio_s, work_s, cpu_s = audio_s + a_s, work_s + w_s, cpu_s + payload.get("cpu_s", 0.0)
         errors += [ErrorRecord(by_id[item_id]["uri"], item_id, stage.name, f"{key}: {why}") for key, why in sorted(payload["failed"].items())]
     # clips of shards that failed as a whole are listed with the shard's error
     whole = {e.episode_id for e in result.errors}
@@ -238,7 +238,7 @@ def _run(config: TokenizeConfig, clips: pd.DataFrame, local: bool) -> dict:
                "tokenized": int(tokenized), "errors": len(errors), "shards": len(items), "shards_resumed": result.resumed,
                "shards_failed": len(whole), "outputs_removed": removed, "codebook_fit": fit,
                "audio_s": round(float(clips.duration.sum()), 2), "pass_s": result.wall_s,
-               "worker_audio_s": round(audio_s, 2), "worker_s": round(work_s, 2),
+               "worker_audio_s": round(audio_s, 2), "worker_s": round(work_s, 2), "worker_cpu_s": round(cpu_s, 2),
                "wall_s": round(time.perf_counter() - t0, 2)}
     # throughput of a pass that did every shard (start-up of the actors included)
     summary["x_real_time"] = round(audio_s / result.wall_s, 1) if result.resumed == 0 and result.wall_s else None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import posixpath
+import time
 from dataclasses import dataclass, field
 from math import gcd
 from typing import Any
@@ -129,6 +130,7 @@ class TokenizeStage(Stage):
             raise RuntimeError(f"the {self.tokenizer} worker loaded codebook {str(got)[:12]}, the run uses {str(want)[:12]}")
 
     def process_item(self, item: dict) -> Output:
+        cpu = time.process_time()  # CPU seconds as well as wall: on a shared machine they differ a lot
         clips, failed = read_clips(self.corpus, item["audio_path"], json.loads(item["keys"]))
         tokens = self._tokenize(clips, failed)
         rate = float(self._backend.frame_rate)
@@ -137,7 +139,8 @@ class TokenizeStage(Stage):
         rel = tokens_file(item["id"])
         size = write_bytes(join(self.output_uri, rel), token_file_bytes(rows, fingerprint(self.settings())))
         audio_s = sum(c.size for _, c, _ in clips) / SAMPLE_RATE
-        payload = {"clips": len(rows), "tokens": sum(r["n_tokens"] for r in rows), "failed": failed}
+        payload = {"clips": len(rows), "tokens": sum(r["n_tokens"] for r in rows), "failed": failed,
+                   "cpu_s": round(time.process_time() - cpu, 3)}
         return Output(payload, audio_s=audio_s, outputs={rel: size})
 
     @property

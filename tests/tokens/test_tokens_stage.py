@@ -69,7 +69,8 @@ def test_shard_to_parquet(tiny_corpus, units_codebook, tmp_path):
         assert abs(r.n_tokens - rows.loc[r.audio_key, "duration"] * 12.5) < 2
         assert r.duration == pytest.approx(rows.loc[r.audio_key, "duration"], abs=1e-3)
         assert all(0 <= t < 16 for t in r.tokens)
-    assert out.payload == {"clips": 4, "tokens": int(df.n_tokens.sum()), "failed": {}}
+    cpu = out.payload.pop("cpu_s")
+    assert out.payload == {"clips": 4, "tokens": int(df.n_tokens.sum()), "failed": {}} and cpu > 0
     assert out.audio_s == pytest.approx(rows.loc[df.audio_key, "duration"].sum(), abs=1e-2)
     assert table.schema.metadata[SETTINGS_KEY]
     # the same shard again: the same file
