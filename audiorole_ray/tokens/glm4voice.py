@@ -118,10 +118,8 @@ class Glm4VoiceTokenizer(SpeechTokenizer):
         return SAMPLE_RATE / self._samples_per_token()
 
     def _samples_per_token(self) -> int:
-        hop = 160
-        pre = self.model and Path(self.model, "preprocessor_config.json")
-        if pre and pre.is_file():
-            hop = int(json.loads(pre.read_text()).get("hop_length", hop))
+        self.config()  # checks the folder, preprocessor_config.json included
+        hop = int(json.loads(Path(self.model, "preprocessor_config.json").read_text()).get("hop_length", 160))
         return hop * 2 * int(self.config().get("pooling_kernel_size") or 1)
 
     def load(self) -> None:

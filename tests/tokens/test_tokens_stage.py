@@ -91,6 +91,15 @@ def test_bad_and_missing_clips_are_recorded(units_codebook, tmp_path):
     assert list(df.audio_key) == ["sitcom-ep01-s0000-u000"] and out.payload["clips"] == 1
 
 
+def test_unreadable_shard_lists_every_clip(units_codebook, tmp_path):
+    corpus = tmp_path / "corpus"
+    make_corpus(corpus, n_clips=4)
+    (corpus / "audio" / "sitcom" / "ep02.tar").write_bytes(b"\0" * 100)  # not a tar
+    item = _item(corpus, 1)
+    out = _stage(corpus, tmp_path / "tok", units_codebook).process_item(item)
+    assert set(out.payload["failed"]) == set(json.loads(item["keys"])) and out.payload["clips"] == 0
+
+
 def test_a_clip_the_tokenizer_rejects_fails_alone(tiny_corpus, units_codebook, tmp_path, monkeypatch):
     stage = _stage(tiny_corpus, tmp_path, units_codebook)
     real = stage._backend.tokenize
