@@ -51,7 +51,7 @@ test-pyannote: $(PYANNOTE_VENV)/.ok
 	PYTHONPATH=. $(PYANNOTE_PY) -m pytest -q -p no:cacheprovider tests/test_pyannote_backend.py
 
 check-manifests: install
-	$(PY) -m audiorole_ray.cluster.validate cluster.yaml k8s/*.yaml --crd-dir ../shared/kuberay
+	$(PY) -m tools.deploy_checks cluster.yaml k8s/*.yaml --crd-dir ../shared/kuberay
 
 bench: install
 	$(PY) benchmarks/bench_diarize.py
