@@ -9,7 +9,7 @@ ARGS   ?=
 # torch 2.13.0's CPU wheel; any other torch pulls a multi-GB CUDA build on this kind of machine
 TORCH  ?= torch==2.13.0
 
-.PHONY: run test test-core test-pyannote install clean bench check-manifests
+.PHONY: run test test-fast test-core test-pyannote install clean bench check-manifests
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -28,6 +28,10 @@ test: test-core test-pyannote
 
 test-core: install
 	$(PY) -m pytest -q tests
+
+# the unit tests, without the Ray end-to-end runs (marked slow): a few minutes
+test-fast: install
+	$(PY) -m pytest -q -m "not slow" tests
 
 # pyannote.audio needs torchaudio; PyPI's torchaudio is a CUDA build whose native libraries fail
 # beside the CPU torch. pyannote only needs torchaudio's Python code on in-memory waveforms, so on
@@ -49,7 +53,7 @@ $(PYANNOTE_VENV)/.ok:
 	touch $@
 
 test-pyannote: $(PYANNOTE_VENV)/.ok
-	PYTHONPATH=. $(PYANNOTE_PY) -m pytest -q -p no:cacheprovider tests/diarize/test_diarize_pyannote.py
+	PYTHONPATH=. $(PYANNOTE_PY) -m pytest -q -p no:cacheprovider tests/diarize/test_diarize_pyannote.py tests/metrics/test_metrics.py
 
 check-manifests: install
 	$(PY) -m tools.deploy_checks cluster.yaml k8s/*.yaml --crd-dir ../shared/kuberay
@@ -57,6 +61,7 @@ check-manifests: install
 bench: install
 	$(PY) benchmarks/bench_diarize.py
 	$(PY) benchmarks/bench_corpus.py
+	$(PY) benchmarks/bench_driver_memory.py
 
 clean:
 	rm -rf out .pytest_cache
