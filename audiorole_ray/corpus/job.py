@@ -64,6 +64,7 @@ class CorpusJobConfig:
     enhancer_options: dict[str, Any] = field(default_factory=dict)
     audio_rate: int = 24_000
     quality_every: int = 10
+    local: bool = False  # run the stages in this process instead of on Ray (tests, tiny inputs)
 
     def __post_init__(self):
         if "://" not in self.output:
@@ -136,7 +137,7 @@ def resolve_targets(config: CorpusJobConfig, series: str, speakers: list[SeriesS
 
 
 @dataclass
-class _Linked:
+class Linked:
     """What linking leaves for the later passes: small, per episode or per series."""
 
     speakers: list[SeriesSpeaker] = field(default_factory=list)
@@ -167,9 +168,9 @@ def _run(config: CorpusJobConfig, episodes: list[Episode] | None, stop_after: st
     wall = {}
 
     items = [{"id": e.episode_id, "uri": e.uri, "inputs": e.fingerprint} for e in episodes]
-    p1 = run_pass(diarize, items, store, config.workers, keep=lambda m: m.hash)
+    p1 = run_pass(diarize, items, store, config.workers, config.local, keep=lambda m: m.hash)
     totals = Totals()
-    linked = _link(config, episodes, store, p1.done, totals)
+    linked = link_and_plan(config, episodes, store, p1.done, totals)
     wall["diarize_and_link"] = round(time.perf_counter() - t0, 2)
     errors: list[ErrorRecord] = list(p1.errors)
     failed = {e.episode_id for e in errors}
@@ -182,11 +183,11 @@ def _run(config: CorpusJobConfig, episodes: list[Episode] | None, stop_after: st
     stage_resumed = {"diarize": p1.resumed}
     expected = set(linked.rttm)
     if stop_after != "link":
-        p2 = run_pass(transcribe, linked.transcribe_items, store, config.workers, keep=lambda m: _transcribed(m, totals))
+        p2 = run_pass(transcribe, linked.transcribe_items, store, config.workers, config.local, keep=lambda m: _transcribed(m, totals))
         wall["transcribe"] = p2.wall_s
         by_id = {e.episode_id: e for e in episodes}
         e_items = [{"id": i, "uri": by_id[i].uri, "series": by_id[i].series, "inputs": h} for i, h in sorted(p2.done.items())]
-        p3 = run_pass(enhance, e_items, store, config.workers, keep=lambda m: _enhanced(m, totals))
+        p3 = run_pass(enhance, e_items, store, config.workers, config.local, keep=lambda m: _enhanced(m, totals))
         wall["enhance"] = p3.wall_s
         errors += p2.errors + p3.errors
         for eid, (outputs, clip_errors) in sorted(p3.done.items()):
@@ -217,11 +218,11 @@ def _run(config: CorpusJobConfig, episodes: list[Episode] | None, stop_after: st
     return summary
 
 
-def _link(config: CorpusJobConfig, episodes: list[Episode], store: MarkerStore, diarized: dict[str, str],
-          totals: Totals) -> _Linked:
+def link_and_plan(config: CorpusJobConfig, episodes: list[Episode], store: MarkerStore, diarized: dict[str, str],
+                  totals: Totals) -> Linked:
     """Per series: link speakers, write RTTM, choose targets and test scenes, and build the
     transcribe items. One series' markers are in memory at a time."""
-    linked = _Linked()
+    linked = Linked()
     link = LinkConfig(config.link_threshold)
     for series, eps in groupby(sorted(episodes, key=lambda e: e.episode_id), key=lambda e: e.series):
         eps = [e for e in eps if e.episode_id in diarized]

@@ -130,11 +130,12 @@ def plan_episode(episode_id: str, turns: list[Turn], targets: list[str], setting
             for i, u in enumerate(utts):
                 drop, start, end = "", u.start, u.end
                 span = clean_span(scene.turns, u, target)
-                if span is None or round(span[1] - span[0], 3) < settings.filters.min_duration_s:
-                    drop = "overlap"
-                elif span != (u.start, u.end):
-                    start, end = span
-                    plan.overlap_trimmed += 1
+                if span != (u.start, u.end):  # the other role is heard: keep the clean part if it is long enough
+                    if span is None or round(span[1] - span[0], 3) < settings.filters.min_duration_s:
+                        drop = "overlap"
+                    else:
+                        start, end = span
+                        plan.overlap_trimmed += 1
                 time = _speaker_time(scene, u.speakers, start, end)
                 overlap = round(overlap_seconds(scene.turns, start, end), 3)
                 start, end = round(start, 3), round(end, 3)

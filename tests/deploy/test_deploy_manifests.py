@@ -14,17 +14,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from audiorole_ray.cluster.validate import (
+from tools.deploy_checks import (
     ClusterConfigError,
     ManifestError,
     load_yaml_documents,
-    main,
     pinned_ray_version,
     validate_cluster_yaml,
     validate_k8s_manifest,
 )
+from tools.deploy_checks.__main__ import main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CLUSTER_YAML = REPO / "cluster.yaml"
 K8S = REPO / "k8s"
 MANIFESTS = sorted(K8S.glob("*.yaml"))
