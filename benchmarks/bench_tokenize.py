@@ -105,6 +105,7 @@ def main() -> int:
     p.add_argument("--repeat", type=int, default=4)
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--codebook-size", type=int, default=256)
+    p.add_argument("--fit-hours", type=float, default=0.1, help="training audio the codebook is fitted on (not timed in the job figures)")
     p.add_argument("--json", help="also write the figures here")
     args = p.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -118,7 +119,7 @@ def main() -> int:
     try:
         corpus = make_corpus(args.corpus, args.repeat, tmp)
         clips = clip_table(str(corpus))
-        config = TokenizeConfig(corpus=str(corpus), codebook_size=args.codebook_size, fit_hours=10, workers=1)
+        config = TokenizeConfig(corpus=str(corpus), codebook_size=args.codebook_size, fit_hours=args.fit_hours, workers=1)
         t = time.perf_counter()
         codebook, fit = prepare_codebook(config, clips, MarkerStore(str(corpus / "tokens" / "whisper-units" / "_state")), local=True)
         fit["total_s"] = round(time.perf_counter() - t, 1)
