@@ -73,6 +73,15 @@ def in_process(corpus: Path, codebook: str) -> dict:
     t, c = time.perf_counter(), time.process_time()
     codes = [tok.codebook.assign(f) for f in frames]
     assign_s, assign_cpu = time.perf_counter() - t, time.process_time() - c
+    # the alternative: Whisper's fixed 30 s window, each clip padded to it (the first 5 clips)
+    import ctranslate2
+
+    t, c = time.perf_counter(), time.process_time()
+    for clip in clips[:5]:
+        mel = tok._features(np.pad(clip, (0, 480_000 - clip.size)), padding=0)[:, :3000]
+        tok._encoder.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None])), to_cpu=True)
+    window_s, window_cpu = (time.perf_counter() - t) / 5, (time.process_time() - c) / 5
+    five_s = sum(x.size for x in clips[:5]) / 16_000
     audio_s = sum(c.size for c in clips) / 16_000
     n_tokens = sum(len(c) for c in codes)
     lengths = np.array([c.size / 16_000 for c in clips])
@@ -82,7 +91,9 @@ def in_process(corpus: Path, codebook: str) -> dict:
             "decode_resample_cpu_s": round(decode_cpu, 2), "encode_cpu_s": round(encode_cpu, 2), "assign_cpu_s": round(assign_cpu, 3),
             "x_real_time": round(audio_s / (decode_s + encode_s + assign_s), 1),
             "x_real_time_encode_only": round(audio_s / encode_s, 1),
-            "audio_per_cpu_s": round(audio_s / (decode_cpu + encode_cpu + assign_cpu), 1), "load": os.getloadavg()[0]}
+            "audio_per_cpu_s": round(audio_s / (decode_cpu + encode_cpu + assign_cpu), 1), "load": os.getloadavg()[0],
+            "window_s": round(window_s, 3), "window_cpu_s": round(window_cpu, 3),
+            "x_real_time_padded_window": round(five_s / 5 / window_s, 1), "x_real_time_full_window": round(30 / window_s, 1)}
 
 
 def job(corpus: Path, codebook: str, workers: int) -> dict:
@@ -103,7 +114,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--corpus", default="out/corpus", help="a built corpus (default out/corpus, as `make run` builds it)")
     p.add_argument("--repeat", type=int, default=4)
-    p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--workers", type=int, nargs="*", default=[1, 2], help="job runs (none: in-process figures only)")
     p.add_argument("--codebook-size", type=int, default=256)
     p.add_argument("--fit-hours", type=float, default=0.1, help="training audio the codebook is fitted on (not timed in the job figures)")
     p.add_argument("--json", help="also write the figures here")
@@ -139,21 +150,25 @@ def main() -> int:
             print(f"  {part:16} wall {wall:7.2f} s (RTF {wall / ip['audio_s']:.4f})  CPU {cpu:7.2f} s (RTF {cpu / ip['audio_s']:.4f})")
         print(f"  total: {ip['x_real_time']}x real time (encoder alone {ip['x_real_time_encode_only']}x); "
               f"{ip['audio_per_cpu_s']} s of audio per CPU-second; load average {ip['load']:.1f}")
+        print(f"  Whisper's 30 s window instead: {ip['window_s']} s wall ({ip['window_cpu_s']} s CPU) per window; one clip per "
+              f"window {ip['x_real_time_padded_window']}x real time, 30 s of packed speech per window at most "
+              f"{ip['x_real_time_full_window']}x (encoder only)")
 
-        import ray
+        results["job"] = []
+        if args.workers:
+            import ray
 
-        ray.init(num_cpus=2, logging_level="WARNING", log_to_driver=False)
-        try:
-            print("tokenize job on Ray (ray.init excluded, actor start-up included):")
-            results["job"] = []
-            for w in args.workers:
-                r = job(corpus, codebook, w)
-                results["job"].append(r)
-                print(f"  workers={w}: {r['audio_s']} s audio in {r['pass_s']} s = {r['x_real_time']}x real time, "
-                      f"actors busy {r['busy']:.0%} of the time; {r['audio_per_cpu_s']} s of audio per worker CPU-second; "
-                      f"load average {r['load']:.1f}")
-        finally:
-            ray.shutdown()
+            ray.init(num_cpus=2, logging_level="WARNING", log_to_driver=False)
+            try:
+                print("tokenize job on Ray (ray.init excluded, actor start-up included):")
+                for w in args.workers:
+                    r = job(corpus, codebook, w)
+                    results["job"].append(r)
+                    print(f"  workers={w}: {r['audio_s']} s audio in {r['pass_s']} s = {r['x_real_time']}x real time, "
+                          f"actors busy {r['busy']:.0%} of the time; {r['audio_per_cpu_s']} s of audio per worker "
+                          f"CPU-second; load average {r['load']:.1f}")
+            finally:
+                ray.shutdown()
         if len(results["job"]) == 2:
             print(f"  speed-up {results['job'][1]['workers']} vs {results['job'][0]['workers']} workers: "
                   f"{results['job'][1]['x_real_time'] / results['job'][0]['x_real_time']:.2f}x")
