@@ -126,5 +126,6 @@ def test_cli_on_ray(corpus):
     summary = json.loads((corpus / "tokens" / "whisper-units" / "summary.json").read_text())
     assert summary["shards"] == 2 and summary["shards_resumed"] == 0
     r = _cli("--corpus", str(corpus), "--workers", "2", timeout=600)
-    assert r.returncode == 0 and "2 resumed from an earlier run" in r.stdout
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "2 resumed from an earlier run" in r.stdout, r.stdout
     assert read_tokens(str(corpus), "whisper-units").equals(tok.reset_index())
