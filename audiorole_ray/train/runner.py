@@ -104,8 +104,11 @@ def run(task: TrainTask, dataset, cfg: TrainConfig, *, rows: int | None = None, 
 def _entry(loop_config: dict) -> None:
     import os
 
+    import logging
+
     for key, value in loop_config.pop("env", {}).items():
         os.environ.setdefault(key, value)
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # not one INFO line per ray.train.report
     from audiorole_ray.train.loop import train_loop
 
     train_loop(loop_config)
