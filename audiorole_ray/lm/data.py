@@ -3,8 +3,9 @@
 Every training dialogue of the target (``split == "train"``) becomes one sample: the multi-turn
 dialogues with their history, and the single-turn (A, B) pairs the corpus adds for training
 (``kind == "single"``), as the paper does. Speech tokens come from
-``CORPUS/tokens/<tokenizer>/*.parquet`` (one row per clip: ``audio_key``, ``tokens``) with
-``tokenizer.json`` beside them (name, frame_rate, vocab_size = number of speech codes).
+``CORPUS/tokens/<tokenizer>/`` as ``jobs/tokenize_corpus.py`` writes it (one row per clip:
+``audio_key``, ``tokens``; ``tokenizer.json``: name, frame_rate, vocab_size = number of codes),
+read through :mod:`audiorole_ray.tokens.reader`.
 """
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 
 import pandas as pd
-import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 
 from audiorole_ray.corpus.reader import read_dialogues
@@ -45,17 +45,10 @@ def resolve_tokenizer(corpus: str, name: str | None) -> str:
 
 
 def read_speech_tokens(corpus: str, tokenizer: str) -> tuple[dict[str, list[int]], dict]:
-    """({audio_key: speech codes}, the tokenizer's tokenizer.json)."""
-    folder = join(corpus, TOKENS, tokenizer)
-    fs, root = url_to_fs(folder)
-    with fs.open(f"{root}/tokenizer.json") as f:
-        info = json.load(f)
-    codes: dict[str, list[int]] = {}
-    for path in sorted(fs.glob(f"{root}/*.parquet")):
-        table = pq.read_table(path, filesystem=fs, columns=["audio_key", "tokens"])
-        for key, toks in zip(table.column("audio_key").to_pylist(), table.column("tokens").to_pylist()):
-            codes[key] = list(toks)
-    return codes, info
+    """({audio_key: speech codes}, the tokenizer's tokenizer.json), through the tokens reader."""
+    from audiorole_ray.tokens.reader import read_tokenizer_info, tokens_by_key
+
+    return tokens_by_key(corpus, tokenizer), read_tokenizer_info(corpus, tokenizer)
 
 
 def target_dialogues(corpus: str, target: str) -> pd.DataFrame:

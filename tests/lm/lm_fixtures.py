@@ -1,5 +1,5 @@
 """A small synthetic corpus with speech tokens, laid out as jobs/build_corpus.py and
-jobs/tokenize_corpus.py write them: dialogues.parquet + tokens/<tokenizer>/{tokenizer.json,*.parquet}."""
+jobs/tokenize_corpus.py write them: dialogues.parquet + tokens/<tokenizer>/{tokenizer.json,shards/}."""
 from __future__ import annotations
 
 import json
@@ -7,6 +7,8 @@ import random
 from pathlib import Path
 
 import pandas as pd
+
+from audiorole_ray.tokens.shards import write_tokens
 
 TARGET = "syn_spk00"
 SENTENCES = [
@@ -50,11 +52,13 @@ def write_corpus(root: Path, n_dialogues: int = 12, vocab: int = 64, exchanges=(
                              "text": text, "audio_path": "audio/shard-000000.tar", "audio_key": key, "truncated": False})
                 if kind == "multi" and key not in missing:
                     codes = speech_for(text, vocab, dur)
-                    tokens.append({"audio_key": key, "tokens": codes, "frame_rate": 12.5, "n_tokens": len(codes)})
+                    tokens.append({"audio_key": key, "audio_path": "audio/shard-000000.tar", "tokens": codes,
+                                   "frame_rate": 12.5, "n_tokens": len(codes), "duration": dur})
     root.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_parquet(root / "dialogues.parquet", index=False)
     tok_dir = root / "tokens" / tokenizer
-    tok_dir.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(tokens).to_parquet(tok_dir / "shard-000000.parquet", index=False)
-    (tok_dir / "tokenizer.json").write_text(json.dumps({"name": tokenizer, "frame_rate": 12.5, "vocab_size": vocab}))
+    settings = f"synthetic-{vocab}"
+    write_tokens(str(tok_dir / "shards" / "shard-000000.parquet"), tokens, settings, {})
+    (tok_dir / "tokenizer.json").write_text(json.dumps({"name": tokenizer, "frame_rate": 12.5, "vocab_size": vocab,
+                                                        "settings": settings}))
     return root
