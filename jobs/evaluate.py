@@ -32,6 +32,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--system", action="append", default=[], metavar="NAME=SPEC", required=True,
                    help="a system to score (repeatable): reference, copy-input, responses:DIR, openai:MODEL, arp:MODEL")
     p.add_argument("--character", action="append", default=[], help="only these target characters (default: all)")
+    p.add_argument("--language", action="append", default=[], metavar="SERIES=LANG",
+                   help="language of a series' answers for the transcripts (default en; tiny.en needs en)")
     p.add_argument("--name", action="append", default=[], metavar="ID=NAME",
                    help="display name of a series or character id in the prompts (e.g. sitcom_spk00=Allison)")
     g = p.add_argument_group("metric backends")
@@ -76,12 +78,16 @@ def make_settings(args):
     check_names(systems)
     if args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
-    names = {}
-    for pair in args.name:
-        k, sep, v = pair.partition("=")
-        if not sep or not k or not v:
-            raise ConfigError(f"--name takes ID=NAME, got {pair!r}")
-        names[k] = v
+    def pairs(values, flag):
+        out = {}
+        for pair in values:
+            k, sep, v = pair.partition("=")
+            if not sep or not k or not v:
+                raise ConfigError(f"{flag} takes KEY=VALUE, got {pair!r}")
+            out[k] = v
+        return out
+
+    names, languages = pairs(args.name, "--name"), pairs(args.language, "--language")
 
     def judge(url, model, flag):
         if bool(url) != bool(model):
@@ -99,7 +105,7 @@ def make_settings(args):
         cp_standin=not args.no_style,
         text_judge=judge(args.judge_url, args.judge_model, "--judge-url/--judge-model"),
         audio_judge=judge(args.audio_judge_url, args.audio_judge_model, "--audio-judge-url/--audio-judge-model"),
-        names=names, api={"url": args.api_url, "key_env": args.api_key_env, "voice": args.voice,
+        names=names, languages=languages, api={"url": args.api_url, "key_env": args.api_key_env, "voice": args.voice,
                           "concurrency": args.judge_concurrency},
         device=args.device,
     )

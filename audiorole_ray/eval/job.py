@@ -54,6 +54,8 @@ def backend_facts(settings: EvalSettings) -> dict[str, dict]:
     out: dict[str, dict] = {}
     aq = registry.get("aq", settings.aq).load_class()
     out[aq.metric] = {"label": aq.label, "backend": {"name": settings.aq, "model": settings.aq_model or "embedded"}}
+    if aq.metric != "aq":
+        out["aq"] = {"why_missing": "no Audiobox Aesthetics checkpoint given (--aq audiobox --aq-model PATH; its weights are on the model hub only)"}
     ap = registry.get("speaker_embedding", settings.ap).load_class()
     out["ap"] = {"label": ap.label + f"; reference: centroid of the character's training-split answers",
                  "backend": {"name": settings.ap, "model": settings.ap_model or "embedded"}}
@@ -72,6 +74,8 @@ def backend_facts(settings: EvalSettings) -> dict[str, dict]:
                      "backend": {"judge_model": j["model"], "judge_url": j["url"]}, "plumbing": is_plumbing(j["model"])}
     else:
         out["cp"] = {"why_missing": "no audio judge given (--audio-judge-url, --audio-judge-model): no audio LLM runs offline"}
+    out["intelligibility"] = {"label": "CQ stand-in: intelligibility, Whisper's mean token probability of the answer (0-1); "
+                              "how clearly it is words, not whether they answer well", "backend": whisper}
     if settings.cp_standin:
         st = registry.get("cp_standin", "style").load_class()
         out["style_sim"] = {"label": st.label, "backend": {"name": "style"}}

@@ -14,13 +14,14 @@ import pandas as pd
 from audiorole_ray.io.storage import join, write_text
 
 # aspect -> the metric columns that can stand for it, the paper's first
-ASPECTS = {"AQ": ["aq", "distillmos"], "CQ": ["cq"], "AP": ["ap"], "CP": ["cp", "style_sim"]}
-SHORT = {"aq": "AQ", "distillmos": "DMOS*", "cq": "CQ", "ap": "AP", "cp": "CP", "style_sim": "Style*"}
+ASPECTS = {"AQ": ["aq", "distillmos"], "CQ": ["cq", "intelligibility"], "AP": ["ap"], "CP": ["cp", "style_sim"]}
+SHORT = {"aq": "AQ", "distillmos": "DMOS*", "cq": "CQ", "intelligibility": "Intell*", "ap": "AP", "cp": "CP", "style_sim": "Style*"}
 ORDER = [m for ms in ASPECTS.values() for m in ms]
 
 
 def metric_columns(items: pd.DataFrame) -> list[str]:
-    return [m for m in ORDER if m in items.columns and items[m].notna().any()]
+    """Metrics present in the items, in aspect order; one whose every value failed stays (n = 0)."""
+    return [m for m in ORDER if m in items.columns]
 
 
 def summarize(items: pd.DataFrame, systems: list[str], backends: dict[str, dict]) -> dict:
@@ -44,14 +45,14 @@ def summarize(items: pd.DataFrame, systems: list[str], backends: dict[str, dict]
             means = [table[c][s][m]["mean"] for c in chars if table[c][s][m]["mean"] is not None]
             average[s][m] = {"mean": _num(sum(means) / len(means)) if means else None, "characters": len(means),
                              "n": sum(table[c][s][m]["n"] for c in chars)}
-    missing = {a: [] for a in ASPECTS}
+    aspects = {}
     for aspect, cols in ASPECTS.items():
-        if not any(m in metrics for m in cols):
-            missing[aspect] = [b.get("why_missing", "not computed") for k, b in backends.items() if k in cols] or ["not computed"]
+        paper, standins = cols[0], [m for m in cols[1:] if m in metrics]
+        aspects[aspect] = {"paper_metric": paper if paper in metrics else None, "standins": standins,
+                           "paper_missing": None if paper in metrics else backends.get(paper, {}).get("why_missing", "not computed")}
     return {"systems": systems, "characters": chars, "metrics": metrics,
             "backends": {m: backends.get(m, {}) for m in metrics} | {k: v for k, v in backends.items() if k not in metrics},
-            "table": table, "average": average,
-            "missing_aspects": {a: w for a, w in missing.items() if w}}
+            "table": table, "average": average, "aspects": aspects}
 
 
 def _num(x) -> float | None:
@@ -86,8 +87,12 @@ def markdown(rep: dict) -> str:
     for m, b in rep["backends"].items():
         if m in metrics:
             lines.append(f"- **{SHORT[m]}** (`{m}`): {b.get('label', '')}. Backend: `{json.dumps(b.get('backend', b), sort_keys=True)}`")
-    for aspect, why in rep.get("missing_aspects", {}).items():
-        lines.append(f"- **{aspect}**: not reported: {'; '.join(why)}")
+    lines += ["", "## Aspects", ""]
+    for aspect, a in rep.get("aspects", {}).items():
+        parts = [f"the paper's {aspect}: " + (f"`{a['paper_metric']}`" if a["paper_metric"] else f"not computed ({a['paper_missing']})")]
+        if a["standins"]:
+            parts.append("stand-in: " + ", ".join(f"`{m}`" for m in a["standins"]))
+        lines.append(f"- **{aspect}**: " + "; ".join(parts))
     for note in rep.get("notes", []):
         lines.append(f"- {note}")
     return "\n".join(lines) + "\n"

@@ -34,6 +34,7 @@ class EvalSettings:
     cp_standin: bool = True
     text_judge: dict | None = None  # {"url", "model", "api_key_env", "concurrency"}
     audio_judge: dict | None = None
+    languages: dict[str, str] = field(default_factory=dict)  # series -> language of its answers (default en)
     names: dict[str, str] = field(default_factory=dict)  # series / character id -> display name for prompts
     api: dict = field(default_factory=dict)  # openai:MODEL systems: url, key_env, voice
     device: str = "cpu"
@@ -66,6 +67,7 @@ class ItemScorer:
         for backend in (self.aq, self.ap):
             backend.load()
         self.asr.load()
+        self.asr.model_dir()  # a wrong --asr-model fails here, in setup, not per item
         self.text_judge = make_judge(s.text_judge) if s.text_judge else None
         self.audio_judge = make_judge(s.audio_judge) if s.audio_judge else None
         self._refs: dict[str, dict] = {}
@@ -114,7 +116,7 @@ class ItemScorer:
         measure("ap", lambda: {"ap": round(self._ap(audio, ref), 4)})
         if self.style is not None:
             measure("style_sim", lambda: {"style_sim": round(self._style(audio, ref), 4)})
-        measure("transcript", lambda: {"transcript": self.asr.transcribe([audio])[0]})
+        measure("transcript", lambda: self._transcribe(audio, self.s.languages.get(item["series"], "en")))
         if self.text_judge is not None:
             measure("cq", lambda: self._judge("cq", self.text_judge, [
                 {"type": "text", "text": prompts.cq(role, tv, item["a_text"], out.get("transcript", ""))}]))
@@ -124,6 +126,17 @@ class ItemScorer:
             measure("cp", lambda: self._judge("cp", self.audio_judge, self._cp_content(role, tv, item["character"], audio)))
         out["timings"] = json.dumps({k: round(v, 4) for k, v in times.items()})
         return out
+
+    def _transcribe(self, audio: np.ndarray, language: str) -> dict:
+        """The answer's transcript (for CQ) and ``intelligibility``, the CQ stand-in: Whisper's
+        mean token probability, exp(avg log-prob) weighted by segment length, 0-1. It says how
+        clearly the answer is words, not whether they are a good answer."""
+        segments = self.asr._run(np.ascontiguousarray(audio, np.float32), language, without_timestamps=True)
+        text = " ".join(seg.text.strip() for seg in segments).strip()
+        weights = np.array([max(seg.end - seg.start, 1e-3) for seg in segments])
+        logp = np.array([seg.avg_logprob for seg in segments])
+        conf = float(np.exp((logp * weights).sum() / weights.sum())) if len(segments) else 0.0
+        return {"transcript": text, "intelligibility": round(conf, 4)}
 
     def _ap(self, audio: np.ndarray, ref: dict) -> float:
         from audiorole_ray.eval.references import reference_embedding

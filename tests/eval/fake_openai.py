@@ -14,8 +14,9 @@ class FakeOpenAI:
     ``"2"`` (answer text), ``{"status": 429, "retry_after": 0}``, ``{"sleep": 2, "text": "1"}``,
     ``{"status": 401, "echo_key": True}`` (an error that quotes a masked key), ``{"audio": b64}``."""
 
-    def __init__(self, script):
+    def __init__(self, script, audio_answer: str | None = None):
         self.script = list(script)
+        self.audio_answer = audio_answer  # base64 WAV for requests that ask for audio out (not scripted)
         self.requests: list[dict] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -30,7 +31,11 @@ class FakeOpenAI:
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
                 with fake._lock:
                     fake.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-                    step = fake.script[min(len(fake.requests) - 1, len(fake.script) - 1)]
+                    if fake.audio_answer and "audio" in (body.get("modalities") or []):
+                        step = {"text": None, "audio": fake.audio_answer, "transcript": "spoken answer"}
+                    else:
+                        n = sum(1 for r in fake.requests if "audio" not in (r["body"].get("modalities") or []))
+                        step = fake.script[min(n - 1, len(fake.script) - 1)]
                     fake.in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
                 try:
