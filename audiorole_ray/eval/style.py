@@ -28,6 +28,7 @@ FRAME = 640  # 40 ms: two periods of 50 Hz
 HOP = 160  # 10 ms
 F0_MIN, F0_MAX = 60.0, 400.0
 SPEECH_DB = -30.0  # frames within 30 dB of the clip's loud frames are speech
+FLOOR_DB = -60.0  # ... and above -60 dBFS: digital silence is never speech
 MIN_PAUSE_S = 0.15
 
 
@@ -106,7 +107,7 @@ def features(x: np.ndarray, sr: int = SAMPLE_RATE) -> dict[str, float]:
         raise ValueError(f"clip too short for prosody statistics ({x.size / sr:.2f} s)")
     level = _level_db(x)
     loud = np.percentile(level, 95)
-    speech = level > loud + SPEECH_DB
+    speech = level > max(loud + SPEECH_DB, FLOOR_DB)
     runs = _runs(speech)
     if not runs:
         raise ValueError("no speech frames")
