@@ -23,7 +23,7 @@ COLUMNS = ["dialogue_id", "turn_index", "role", "kind", "split", "series", "epis
            "duration", "text", "audio_path", "audio_key"]
 
 
-def test_items(corpus: str, characters: Sequence[str] | None = None) -> list[dict]:
+def exchange_items(corpus: str, characters: Sequence[str] | None = None) -> list[dict]:
     """One dict per (A, B) exchange of the test split's multi-turn dialogues, sorted by shard so
     that a worker reads each shard once."""
     d = read_dialogues(corpus, columns=COLUMNS, filters=[("split", "=", "test")])

@@ -10,7 +10,7 @@ import pandas as pd
 
 from audiorole_ray import registry
 from audiorole_ray.errors import ConfigError
-from audiorole_ray.eval.items import characters_of, test_items
+from audiorole_ray.eval.items import characters_of, exchange_items
 from audiorole_ray.eval.references import build_reference
 from audiorole_ray.eval.report import write_report
 from audiorole_ray.eval.stage import EvalSettings, EvalStage
@@ -89,7 +89,7 @@ def run(settings: EvalSettings, characters: list[str] | None = None, workers: in
     from audiorole_ray.pipeline.ray_runner import apply_stage
 
     t0 = time.perf_counter()
-    items = test_items(settings.corpus, characters)
+    items = exchange_items(settings.corpus, characters)
     if limit:
         items = items[:limit]
     all_chars = characters or characters_of(settings.corpus)

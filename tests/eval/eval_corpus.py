@@ -44,7 +44,7 @@ def make_tiny_corpus(root: Path, series_list=("sitcom", "heldout"), test_every: 
                 continue
             used = sorted({id(u): u for p in pairs for u in p}.values(), key=lambda u: u["start"])
             clips = load_segments(str(src), [(u["start"], u["end"]) for u in used])
-            key_of = {id(u): f"{stem}_{i:04d}" for i, u in enumerate(used)}
+            key_of = {id(u): f"{series}_{stem}_{i:04d}" for i, u in enumerate(used)}
             shard = f"audio/shard-{shard_index:06d}.tar"
             shard_index += 1
             write_shard(str(root / shard), [(key_of[id(u)], encode_flac(c, SAMPLE_RATE), {"text": u["text"]}) for u, c in zip(used, clips)])

@@ -16,12 +16,12 @@ def voices(tmp_path_factory):
     """Clips of the sample's main character (allison) and of the others, from the tiny corpus."""
     from eval_corpus import make_tiny_corpus
 
-    from audiorole_ray.eval.items import ClipReader, reference_rows, test_items
+    from audiorole_ray.eval.items import ClipReader, reference_rows, exchange_items
 
     corpus = make_tiny_corpus(tmp_path_factory.mktemp("c"), series_list=("sitcom",))
     clips = ClipReader(str(corpus))
     own = [clips(r.audio_path, r.audio_key) for r in reference_rows(str(corpus), "sitcom_spk00", 8).itertuples()]
-    its = test_items(str(corpus))
+    its = exchange_items(str(corpus))
     return own, [clips(it["b_audio_path"], it["b_audio_key"]) for it in its], [clips(it["a_audio_path"], it["a_audio_key"]) for it in its]
 
 

@@ -39,11 +39,11 @@ def _answers_folder(corpus: Path, folder: Path, items: list[dict], skip: int) ->
 
 
 def test_evaluate_job_with_every_local_system_kind(tmp_path):
-    from audiorole_ray.eval.items import ClipReader, test_items
+    from audiorole_ray.eval.items import ClipReader, exchange_items
     from audiorole_ray.eval.systems import wav_bytes
 
     corpus = make_tiny_corpus(tmp_path / "corpus", series_list=("sitcom",))
-    items = test_items(str(corpus))[:3]
+    items = exchange_items(str(corpus))[:3]
     _answers_folder(corpus, tmp_path / "answers", items, skip=1)
     spoken = ClipReader(str(corpus))(items[0]["b_audio_path"], items[0]["b_audio_key"])
     out = tmp_path / "eval"

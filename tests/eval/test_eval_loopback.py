@@ -46,14 +46,14 @@ def test_cq_end_to_end(server, corpus, tmp_path, monkeypatch):
     """Prompt (Table 6 with the item's texts), strict parse, one retry, aggregation in the report."""
     from audiorole_ray import registry
     from audiorole_ray.eval import prompts
-    from audiorole_ray.eval.items import test_items
+    from audiorole_ray.eval.items import exchange_items
     from audiorole_ray.eval.job import backend_facts
     from audiorole_ray.eval.references import build_reference
     from audiorole_ray.eval.report import write_report
     from audiorole_ray.eval.stage import EvalSettings, ItemScorer
 
     out = str(tmp_path / "eval")
-    items = test_items(str(corpus))[:2]
+    items = exchange_items(str(corpus))[:2]
     build_reference(str(corpus), out, "sitcom_spk00", registry.create("speaker_embedding", "campplus"), None)
     settings = EvalSettings(corpus=str(corpus), output=out, systems=[{"name": "reference", "kind": "reference", "arg": ""}],
                             cp_standin=False, text_judge={"url": server.url, "model": server.model, "concurrency": 2},

@@ -64,14 +64,14 @@ def test_own_voice_scores_above_other_voices(tmp_path):
     than the other speakers' turns that prompted them (the copy-input floor)."""
     from eval_corpus import make_tiny_corpus
 
-    from audiorole_ray.eval.items import ClipReader, reference_rows, test_items
+    from audiorole_ray.eval.items import ClipReader, reference_rows, exchange_items
 
     corpus = make_tiny_corpus(tmp_path / "c", series_list=("sitcom",))
     clips = ClipReader(str(corpus))
     refs = reference_rows(str(corpus), "sitcom_spk00", 64)
     prof = style.profile([style.features(clips(r.audio_path, r.audio_key)) for r in refs.itertuples()])
     own, other = [], []
-    for it in test_items(str(corpus)):
+    for it in exchange_items(str(corpus)):
         own.append(style.similarity(style.features(clips(it["b_audio_path"], it["b_audio_key"])), prof))
         other.append(style.similarity(style.features(clips(it["a_audio_path"], it["a_audio_key"])), prof))
     assert np.mean(own) > np.mean(other) + 0.2
