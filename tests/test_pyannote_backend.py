@@ -28,7 +28,7 @@ from audiorole_ray.diarize.pyannote_backend import (
     _usable,
     annotation_turns,
 )
-from audiorole_ray.types import EpisodeDiarization, Turn
+from audiorole_ray.records import EpisodeDiarization, Turn
 
 SR = 16_000
 _HF_OFFLINE_BEFORE = os.environ.get("HF_HUB_OFFLINE")

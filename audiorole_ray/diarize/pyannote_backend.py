@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from audiorole_ray.diarize.base import SAMPLE_RATE, DiarizationBackend
-from audiorole_ray.types import EpisodeDiarization, Turn
+from audiorole_ray.records import EpisodeDiarization, Turn
 
 INSTALL_HINT = "pip install 'audiorole-ray[pyannote]'"
 CONFIG_NAME = "config.yaml"
@@ -49,10 +49,10 @@ class PyannoteBackend(DiarizationBackend):
 
     Parameters
     ----------
-    model_dir
+    model
         Local pipeline directory (with ``config.yaml``) or the config file itself.
     repo_id
-        Alternative to ``model_dir``: a pipeline id (``pyannote/speaker-diarization-3.1``) that is
+        Alternative to ``model``: a pipeline id (``pyannote/speaker-diarization-3.1``) that is
         already in the Hugging Face cache; ``cache_dir`` overrides the cache location.
     device
         ``"cuda"``, ``"cuda:1"``, ``"cpu"``; ``None`` or ``"auto"``: CUDA when available.
@@ -73,7 +73,7 @@ class PyannoteBackend(DiarizationBackend):
 
     def __init__(
         self,
-        model_dir: str | os.PathLike | None = None,
+        model: str | os.PathLike | None = None,
         *,
         repo_id: str | None = None,
         cache_dir: str | os.PathLike | None = None,
@@ -87,9 +87,9 @@ class PyannoteBackend(DiarizationBackend):
         exclusive: bool = False,
         telemetry: bool = False,
     ):
-        if (model_dir is None) == (repo_id is None):
-            raise ValueError("PyannoteBackend needs exactly one of model_dir (a local pipeline dir) or repo_id")
-        self.model_dir = Path(model_dir).expanduser() if model_dir is not None else None
+        if (model is None) == (repo_id is None):
+            raise ValueError("PyannoteBackend needs exactly one of model (a local pipeline dir) or repo_id")
+        self.model_dir = Path(model).expanduser() if model is not None else None
         self.repo_id = repo_id
         self.cache_dir = str(Path(cache_dir).expanduser()) if cache_dir is not None else None
         self.device = device
@@ -388,7 +388,7 @@ def _cached_file(repo_id: str, filename: str, cache_dir: str | None, what: str, 
         raise FileNotFoundError(
             f"{what} {repo_id}/{(subfolder + '/') if subfolder else ''}{filename} is not in {where} and "
             f"nothing is downloaded{f' (nor is there a local {local})' if local else ''}: copy the "
-            f"weights there or use a local model_dir (see audiorole_ray/diarize/PYANNOTE.md)"
+            f"weights there or use a local model folder (see audiorole_ray/diarize/PYANNOTE.md)"
         ) from e
 
 

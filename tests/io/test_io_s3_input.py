@@ -2,8 +2,9 @@
 import pytest
 
 from audiorole_ray.dummies import tone, write_audio
-from audiorole_ray.io.audio import AudioDecodeError, decode, probe
-from audiorole_ray.io.storage import InputError, list_episodes, read_json, write_json
+from audiorole_ray.io.audio import DecodeError, decode, probe
+from audiorole_ray.errors import InputError
+from audiorole_ray.io.storage import list_episodes, read_json, write_json
 
 moto_server = pytest.importorskip("moto.server")
 
@@ -41,7 +42,7 @@ def test_list_probe_decode_from_s3(s3):
     ]
     assert probe(eps[1].uri).channels == 2
     assert abs(len(decode(eps[2].uri)) / 16_000 - 2.0) < 0.06
-    with pytest.raises(AudioDecodeError, match="s3://tvshows/series/show/bad.mp3"):
+    with pytest.raises(DecodeError, match="s3://tvshows/series/show/bad.mp3"):
         decode(eps[0].uri)
 
 

@@ -15,9 +15,8 @@ from audiorole_ray.metrics.score import score_series
 from audiorole_ray.corpus.shards import read_shard
 from audiorole_ray.io.audio import decode_bytes
 from audiorole_ray.metrics.wer import wer
-from audiorole_ray.pipeline.corpus_job import CorpusJobConfig, run
-from audiorole_ray.pipeline.diarize_job import DiarizeJobConfig
-from audiorole_ray.pipeline.stages import marker_uri
+from audiorole_ray.corpus.job import CorpusJobConfig, run
+from audiorole_ray.pipeline.state import MarkerStore
 from audiorole_ray.sample import SAMPLE_TRUTH
 from conftest import kill_when, wait_for_cpus
 
@@ -42,8 +41,8 @@ def built(ray_local, sample_series, tmp_path_factory):
     write_corrupt(inp / "sitcom" / "zz_garbage.mp3", "garbage")
     write_corrupt(inp / "sitcom" / "zz_empty.wav", "empty")
     write_corrupt(inp / "heldout" / "zz_cut.flac", "truncated", next((inp / "sitcom").glob("*.flac")))
-    config = CorpusJobConfig(DiarizeJobConfig(input=str(inp), output=str(root / "out"), workers=2))
-    return config.part1, run(config)
+    config = CorpusJobConfig(input=str(inp), output=str(root / "out"), workers=2)
+    return config, run(config)
 
 
 def test_outputs_and_bad_inputs_recorded(built):
@@ -81,13 +80,14 @@ def test_rerun_resumes_and_duplicates_nothing(built):
     out = Path(config.output)
     before = {p: p.read_text() for p in sorted((out / "rttm").rglob("*.rttm"))}
     # lose one finished episode's marker, as if the job had died while writing it
-    marker = Path(marker_uri(str(out / "_state"), "sitcom/ep02"))
+    marker = Path(MarkerStore(str(out / "_state")).uri("diarized", "sitcom/ep02"))
     marker.unlink()
     dialogues = pd.read_parquet(out / "dialogues.parquet")
-    again = run(CorpusJobConfig(config))
+    again = run(config)
     assert again["episodes_skipped_resume"] == again["episodes"] - 3 - 1  # 3 bad files are retried
-    # the re-diarized episode gives the same plan, so no part-2 stage redoes anything
-    assert again["stage_resumed"] == {"transcribe": again["episodes_transcribed"], "enhance": again["episodes_enhanced"]}
+    # the re-diarized episode gives the same marker hash, so no later stage redoes anything
+    assert again["stage_resumed"]["transcribe"] == again["episodes_transcribed"]
+    assert again["stage_resumed"]["enhance"] == again["episodes_enhanced"]
     pd.testing.assert_frame_equal(pd.read_parquet(out / "dialogues.parquet"), dialogues)
     assert again["episodes_done"] == len(before) and again["errors"] == 3
     after = {p: p.read_text() for p in sorted((out / "rttm").rglob("*.rttm"))}
@@ -104,12 +104,39 @@ def test_cli_wrong_input_is_a_clear_error(tmp_path):
     assert "does not exist" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_cli_bad_config_value_is_a_clear_error(tmp_path, sample_series):
+@pytest.mark.parametrize("args,message", [
+    (["--link-threshold", "3"], "threshold"),
+    (["--cpus-per-worker", "-1"], "--cpus-per-worker must be > 0"),
+    (["--gpus-per-worker", "1"], "each worker needs 1 GPU"),  # a local Ray without a GPU can never place it
+    (["--language", "nosuch=fr"], "--language names series 'nosuch'"),
+    (["--target", "nosuch=x_spk00"], "--target names series 'nosuch'"),
+])
+def test_cli_bad_option_is_a_clear_error(tmp_path, sample_series, args, message):
+    import time
+
+    t = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "jobs" / "build_corpus.py"), "--input", str(sample_series), "--output", str(tmp_path / "o"), "--link-threshold", "3"],
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, str(ROOT / "jobs" / "build_corpus.py"), "--input", str(sample_series), "--output", str(tmp_path / "o"), *args],
+        capture_output=True, text=True, timeout=180,
     )
-    assert proc.returncode == 2 and "threshold" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "o" / "_state" / "diarized").exists()  # nothing was processed
+    print(args, f"{time.monotonic() - t:.1f} s")
+
+
+def test_cli_unwritable_output_fails_fast(tmp_path, sample_series):
+    import time
+
+    (tmp_path / "file").write_text("x")
+    t = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "jobs" / "build_corpus.py"), "--input", str(sample_series), "--output", str(tmp_path / "file" / "o")],
+        capture_output=True, text=True, timeout=60,
+    )
+    took = time.monotonic() - t
+    print(f"unwritable output refused in {took:.1f} s")
+    assert proc.returncode == 2 and "is not writable" in proc.stderr and "Traceback" not in proc.stderr
+    assert took < 15
 
 
 def test_corpus_dialogues_and_shards(built):

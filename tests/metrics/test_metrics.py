@@ -6,7 +6,7 @@ import time
 import pytest
 
 from audiorole_ray.metrics.der import cluster_purity_coverage, der, der_many
-from audiorole_ray.types import Turn
+from audiorole_ray.records import Turn
 
 T = Turn
 REF = [T(0, 10, "A"), T(10, 20, "B")]

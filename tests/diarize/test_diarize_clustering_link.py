@@ -3,7 +3,7 @@ import pytest
 
 from audiorole_ray.diarize.clustering import agglomerative
 from audiorole_ray.link import LinkConfig, link_series, relabel
-from audiorole_ray.types import EpisodeDiarization, Turn
+from audiorole_ray.records import EpisodeDiarization, Turn
 
 
 def blobs(centers, n, noise, seed=0):
@@ -67,8 +67,8 @@ def test_link_series_names_main_character_spk00():
     assert linked.speech_s["show_spk00"] == pytest.approx(150.0)
     assert linked.n_episodes == {"show_spk00": 3, "show_spk01": 2, "show_spk02": 2}
     rows = linked.rows()
-    assert [r["is_main"] for r in rows] == [True, False, False]
-    assert {t.speaker for t in relabel(eps[0], linked.mapping)} == {"show_spk00", "show_spk01"}
+    assert [r.is_main for r in rows] == [True, False, False]
+    assert {t.speaker for t in relabel(eps[0].turns, linked.labels(eps[0].episode_id))} == {"show_spk00", "show_spk01"}
 
 
 def test_link_threshold_validated():

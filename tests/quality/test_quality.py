@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from audiorole_ray import quality
-from audiorole_ray.diarize.models import MissingModelError
+from audiorole_ray.errors import MissingModelError
 from audiorole_ray.io.audio import decode
 from audiorole_ray.quality import (
     WADA_DB, WADA_G, DnsMos, QualityMeter, dnsmos_windows, noise_duration_s, snr_db, wada_curve,

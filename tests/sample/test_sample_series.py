@@ -13,7 +13,7 @@ import pytest
 
 import audiorole_ray
 from audiorole_ray.io.rttm import read_rttm
-from audiorole_ray.types import Turn
+from audiorole_ray.records import Turn
 
 SAMPLE = Path(audiorole_ray.__file__).parent / "sample"
 SERIES = ("sitcom", "heldout", "realcast")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from audiorole_ray.asr import ASR_BACKENDS, make_asr
+from audiorole_ray import registry
 from audiorole_ray.asr.mooer import MooerBackend, check_model_dir, duration_batches, resolve_paths
-from audiorole_ray.diarize.models import MissingModelError
+from audiorole_ray.errors import MissingModelError
 
 SR = 16_000
 
@@ -91,10 +91,12 @@ def test_complete_folder_passes(tmp_path):
 def test_missing_folder_names_the_path(tmp_path):
     gone = tmp_path / "nope"
     with pytest.raises(MissingModelError, match="does not exist") as err:
-        make_asr("mooer", {"model_dir": str(gone)}).load()
+        registry.create("asr", "mooer", model=str(gone)).load()
     assert str(gone) in str(err.value)
-    with pytest.raises(MissingModelError, match="model_dir"):
-        make_asr("mooer").load()
+    with pytest.raises(MissingModelError, match="no embedded weights"):
+        registry.create("asr", "mooer").load()
+    with pytest.raises(MissingModelError, match="needs a local model folder"):
+        MooerBackend().load()
 
 
 def test_empty_folder_lists_every_missing_file(tmp_path):
@@ -125,12 +127,10 @@ def test_one_missing_file_is_named(tmp_path):
 
 def test_bad_options_fail_at_construction(tmp_path):
     with pytest.raises(ValueError, match="not an ASR checkpoint"):
-        MooerBackend(model_dir=str(tmp_path), variant="ast")
+        MooerBackend(model=str(tmp_path), variant="ast")
     with pytest.raises(ValueError):
-        MooerBackend(model_dir=str(tmp_path), max_batch_size=0)
-    with pytest.raises(ValueError, match="differ"):
-        MooerBackend(model_dir="a", model="b")
-    assert "mooer" in ASR_BACKENDS
+        MooerBackend(model=str(tmp_path), max_batch_size=0)
+    assert "mooer" in registry.names("asr")
     assert MooerBackend(model=str(tmp_path)).model_dir == str(tmp_path)
 
 
@@ -158,14 +158,14 @@ def mooer_modules():
 def test_folder_is_checked_before_the_package(tmp_path, mooer_modules):
     mooer_modules({"mooer": None})  # MooER not installed
     with pytest.raises(MissingModelError) as err:
-        make_asr("mooer", {"model_dir": str(tmp_path)}).load()
+        registry.create("asr", "mooer", model=str(tmp_path)).load()
     assert str(tmp_path) in str(err.value) and "PYTHONPATH" not in str(err.value)
 
 
 def test_missing_package_says_what_to_install(tmp_path, mooer_modules):
     mooer_modules({"mooer": None})
     with pytest.raises(MissingModelError, match="PYTHONPATH") as err:
-        make_asr("mooer", {"model_dir": str(make_model_dir(tmp_path))}).load()
+        registry.create("asr", "mooer", model=str(make_model_dir(tmp_path))).load()
     assert "MooreThreads/MooER" in str(err.value) and "MOOER.md" in str(err.value)
 
 
@@ -179,7 +179,7 @@ def test_missing_dependency_of_mooer_is_named(tmp_path, mooer_modules, monkeypat
     monkeypatch.syspath_prepend(str(src))
     mooer_modules({"peft": None})  # peft not installed
     with pytest.raises(MissingModelError, match="imports peft") as err:
-        make_asr("mooer", {"model_dir": str(make_model_dir(tmp_path / "model"))}).load()
+        registry.create("asr", "mooer", model=str(make_model_dir(tmp_path / "model"))).load()
     assert "requirements.txt" in str(err.value)
 
 
@@ -320,8 +320,8 @@ def clips_of(seconds):
 
 def test_transcribe_batches_by_duration_and_keeps_order(tmp_path, fake):
     seconds = [2.0, 30.0, 1.0, 29.0, 5.0, 0.05, 3.0, 12.0]
-    backend = make_asr("mooer", {"model_dir": str(make_model_dir(tmp_path)), "max_batch_s": 50,
-                                 "max_batch_size": 4, "num_beams": 2, "max_new_tokens": 50})
+    backend = registry.create("asr", "mooer", model=str(make_model_dir(tmp_path)), max_batch_s=50,
+                              max_batch_size=4, num_beams=2, max_new_tokens=50)
     out = backend.transcribe(clips_of(seconds), language="en")
     # order restored; the multitask second line dropped; a 50 ms clip is too short and stays empty
     assert out == ["clip 1", "clip 2", "clip 3", "clip 4", "clip 5", "", "clip 7", "clip 8"]
@@ -357,8 +357,8 @@ def test_transcribe_batches_by_duration_and_keeps_order(tmp_path, fake):
 
 
 def test_multitask_checkpoint_uses_its_prompt(tmp_path, fake):
-    backend = make_asr("mooer", {"model_dir": str(make_model_dir(tmp_path, variant="asr_ast_mtl")),
-                                 "variant": "asr_ast_mtl"}, device="cpu")
+    backend = registry.create("asr", "mooer", model=str(make_model_dir(tmp_path, variant="asr_ast_mtl")),
+                              variant="asr_ast_mtl", device="cpu")
     assert backend.transcribe(clips_of([1.5, 2.5])) == ["clip 1", "clip 2"]
     cfg = fake["init"][0]
     assert cfg.prompt_key == "ast" and cfg.adapter_path.endswith("asr_ast_mtl/adapter_project.pt")
@@ -412,8 +412,8 @@ def test_real_mooer_with_a_tiny_random_model(tmp_path):
     pytest.importorskip("mooer.models.mooer_model", reason="MooER is not installed (see audiorole_ray/asr/MOOER.md)")
     adapter = build_tiny_mooer_dir(tmp_path)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    backend = make_asr("mooer", {"model_dir": str(tmp_path), "max_batch_s": 60, "max_batch_size": 3,
-                                 "num_beams": 1, "max_new_tokens": 4, "dtype": "float32"}, device=device)
+    backend = registry.create("asr", "mooer", model=str(tmp_path), max_batch_s=60, max_batch_size=3,
+                              num_beams=1, max_new_tokens=4, dtype="float32", device=device)
     backend.load()
     assert backend._cfg.llm_dim == 64
     proj = backend._model.encoder_projector.linear2.bias.detach().cpu()

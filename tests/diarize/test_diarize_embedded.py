@@ -2,12 +2,12 @@ import numpy as np
 import pytest
 
 from audiorole_ray.diarize.embedded import EmbeddedBackend, EmbeddedConfig, assign_turns, merge_short_gaps
-from audiorole_ray.types import Turn
+from audiorole_ray.records import Turn
 from audiorole_ray.io.audio import decode
 
 
 def test_windows_cover_regions():
-    b = EmbeddedBackend(EmbeddedConfig(window_s=1.5, step_s=0.75, min_window_s=0.4))
+    b = EmbeddedBackend(window_s=1.5, step_s=0.75, min_window_s=0.4)
     wins = b.windows([(0.0, 0.3), (1.0, 2.0), (3.0, 6.2)])
     assert (0, 0.0, 0.3) not in wins  # too short to embed
     assert (1, 1.0, 2.0) in wins  # shorter than a window: one window, the region itself
@@ -42,7 +42,7 @@ def clip(sample_series):
 
 def test_onnx_and_torch_embeddings_agree(clip):
     pytest.importorskip("onnx")
-    onnx_b, torch_b = EmbeddedBackend(EmbeddedConfig(runtime="onnx")), EmbeddedBackend(EmbeddedConfig(runtime="torch"))
+    onnx_b, torch_b = EmbeddedBackend(runtime="onnx"), EmbeddedBackend(runtime="torch")
     onnx_b.load()
     torch_b.load()
     wins = onnx_b.windows(onnx_b.speech_regions(clip))

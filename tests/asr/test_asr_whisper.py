@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from audiorole_ray.asr import make_asr
-from audiorole_ray.diarize.models import MissingModelError
+from audiorole_ray import registry
+from audiorole_ray.errors import MissingModelError
 from audiorole_ray.io.audio import decode
 from audiorole_ray.metrics.wer import edit_distance, normalize, wer
 from audiorole_ray.sample import SAMPLE_TRUTH
@@ -20,9 +20,9 @@ def test_wer_basics():
 
 def test_missing_whisper_model_is_a_clear_error(tmp_path):
     with pytest.raises(MissingModelError, match=str(tmp_path)):
-        make_asr("whisper", {"model": str(tmp_path)}).load()
-    with pytest.raises(ValueError, match="unknown ASR backend"):
-        make_asr("nope")
+        registry.create("asr", "whisper", model=str(tmp_path)).load()
+    with pytest.raises(ValueError, match="unknown asr backend"):
+        registry.create("asr", "nope")
 
 
 def test_embedded_asr_wer_on_real_speech(sample_series):
@@ -31,7 +31,7 @@ def test_embedded_asr_wer_on_real_speech(sample_series):
     rows = [r for r in rows if r["source"] == "real" and r["episode_id"] == "sitcom/ep01"]
     audio = decode(str(sample_series / "sitcom" / "ep01.wav"))
     clips = [audio[int(r["start"] * 16_000) : int(r["end"] * 16_000)] for r in rows]
-    hyps = make_asr("whisper").transcribe(clips, language="en")
+    hyps = registry.create("asr", "whisper").transcribe(clips, language="en")
     score = wer([r["text"] for r in rows], hyps)
     print(f"WER {score:.3f} on {len(rows)} real utterances")
     assert len(rows) >= 10 and score <= 0.20
@@ -57,6 +57,6 @@ def test_pack_clips_fills_windows_in_order():
 def test_english_only_model_refuses_other_languages():
     import numpy as np
 
-    asr = make_asr("whisper")
+    asr = registry.create("asr", "whisper")
     with pytest.raises(ValueError, match="English-only.*'fr'"):
         asr.transcribe([np.zeros(16_000, np.float32)], language="fr")

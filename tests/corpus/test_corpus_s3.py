@@ -17,14 +17,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from audiorole_ray.pipeline.corpus_job import CorpusJobConfig, run
-from audiorole_ray.pipeline.diarize_job import DiarizeJobConfig
+from audiorole_ray.corpus.job import CorpusJobConfig, run
 from conftest import kill_when, wait_for_cpus
 
 moto_server = pytest.importorskip("moto.server")
 pytest.importorskip("s3fs")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "bucket"
 # 2 episodes of each of 2 series (four containers), to keep the test short, plus one bad file
 EPISODES = ["heldout/ep01.mkv", "heldout/ep03.mp4", "realcast/ep02.webm", "realcast/ep03.mp3"]
@@ -71,17 +70,21 @@ def test_markers_written_by_another_process_are_read(bare_s3):
     the episodes as if their markers were torn."""
     import s3fs
 
-    from audiorole_ray.io.storage import list_json, read_json
+    from audiorole_ray.io.storage import list_files, read_json
 
     worker = s3fs.S3FileSystem(skip_instance_cache=True)  # stands for another process
     state = f"s3://{BUCKET}/out/_state/diarized"
+
+    def read_all():
+        return [read_json(f"{state}/{rel}") for rel in sorted(list_files(state))]
+
     worker.pipe_file(f"{BUCKET}/out/_state/diarized/s/ep1.json", b'{"v": 1}')
-    assert [read_json(u) for u in list_json(state)] == [{"v": 1}]
+    assert read_all() == [{"v": 1}]
     worker.pipe_file(f"{BUCKET}/out/_state/diarized/s/ep1.json", b'{"v": 11}')
     worker.pipe_file(f"{BUCKET}/out/_state/diarized/s/ep2.json", b'{"v": 2}')
-    assert [read_json(u) for u in list_json(state)] == [{"v": 11}, {"v": 2}]
+    assert read_all() == [{"v": 11}, {"v": 2}]
     worker.rm(f"{BUCKET}/out/_state", recursive=True)
-    assert list_json(state) == []
+    assert list_files(state) == {}
 
 
 @pytest.fixture(scope="module")
@@ -163,9 +166,9 @@ PRINTED: list[str] = []  # everything the runs printed, checked for the secret a
 CLI_PART2 = ["--enhancer", "none", "--quality-every", "0"]
 
 
-def _run(config: DiarizeJobConfig) -> dict:
+def _run(input: str, output: str) -> dict:
     with capture_fds() as out:
-        summary = run(CorpusJobConfig(config, enhancer=None, quality_every=0))
+        summary = run(CorpusJobConfig(input=input, output=output, workers=2, enhancer=None, quality_every=0))
     PRINTED.append(out.getvalue())
     return summary
 
@@ -186,27 +189,26 @@ def corpus(root: str) -> dict:
     import fsspec
     from fsspec.core import url_to_fs
 
-    from audiorole_ray.io.tables import read_parquet
+    from audiorole_ray.io.tables import read_table
 
     fs, base = url_to_fs(root)
     fs.invalidate_cache()  # Ray workers (other processes) wrote here since this process listed it
     base = base.rstrip("/")
     files = sorted(p[len(base) + 1 :] for p in fs.find(base))
-    episodes = read_parquet(f"{root}/episodes.parquet").to_pandas()
-    speakers = read_parquet(f"{root}/speakers.parquet").to_pandas()
-    errors = read_parquet(f"{root}/errors.parquet").to_pandas()
+    episodes = read_table(f"{root}/episodes.parquet").to_pandas()
+    speakers = read_table(f"{root}/speakers.parquet").to_pandas()
+    errors = read_table(f"{root}/errors.parquet").to_pandas()
     rttm = {f: fs.cat_file(f"{base}/{f}").decode() for f in files if f.startswith("rttm/")}
-    dialogues = read_parquet(f"{root}/dialogues.parquet").to_pandas()
+    dialogues = read_table(f"{root}/dialogues.parquet").to_pandas()
     shards = {f: fs.cat_file(f"{base}/{f}") for f in files if f.startswith("audio/")}
     markers = {}
     for f in files:
         if f.startswith("_state/diarized/"):
             with fsspec.open(f"{root}/{f}", "r") as fh:
                 m = json.load(fh)
-            # timings differ from run to run; the rest is the episode's result
-            markers[f] = {k: m[k] for k in ("decoded_s", "backend", "diarization")} | {
-                "episode": {k: v for k, v in m["episode"].items() if k != "uri"}
-            }
+            # timings differ from run to run, and the hash with the input's storage; the
+            # payload is the episode's result
+            markers[f] = m["payload"]
     with fsspec.open(f"{root}/summary.json", "r") as fh:
         summary = json.load(fh)
     return {
@@ -235,7 +237,7 @@ def assert_same_corpus(a: dict, b: dict, same_input: bool):
     pd.testing.assert_frame_equal(a["dialogues"], b["dialogues"])
     assert a["shards"] == b["shards"]  # byte for byte
     assert a["markers"] == b["markers"]
-    drop = {"output", "wall_s", "x_real_time", "episodes_skipped_resume", "stage_wall_s", "stage_resumed"}
+    drop = {"output", "wall_s", "x_real_time", "episodes_skipped_resume", "stage_wall_s", "stage_resumed", "outputs_removed"}
     assert {k: v for k, v in a["summary"].items() if k not in drop} == {
         k: v for k, v in b["summary"].items() if k not in drop
     }
@@ -262,45 +264,45 @@ def local_corpus(s3, sample_series, tmp_path_factory):
         (root / "in" / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(sample_series / rel, root / "in" / rel)
     (root / "in" / BAD).write_bytes(GARBAGE)
-    summary = _run(DiarizeJobConfig(input=str(root / "in"), output=str(root / "out"), workers=2))
+    summary = _run(str(root / "in"), str(root / "out"))
     assert summary["episodes_done"] == N_GOOD and summary["errors"] == 1
     return corpus(str(root / "out"))
 
 
 @pytest.fixture(scope="module")
 def s3_corpus(s3):
-    config = DiarizeJobConfig(input=f"s3://{BUCKET}/series", output=f"s3://{BUCKET}/corpus", workers=2)
+    output = f"s3://{BUCKET}/corpus"
     t = time.perf_counter()
-    summary = _run(config)
+    summary = _run(f"s3://{BUCKET}/series", output)
     print(f"s3 run: {time.perf_counter() - t:.1f} s")
     assert summary["episodes_done"] == N_GOOD and summary["errors"] == 1
     assert summary["episodes_skipped_resume"] == 0
-    return config, corpus(config.output)
+    return output, corpus(output)
 
 
 @slow
 def test_s3_corpus_equals_local_run(s3_corpus, local_corpus):
-    config, c = s3_corpus
+    output, c = s3_corpus
     assert_same_corpus(c, local_corpus, same_input=False)
     assert_no_duplicates(c)
     assert c["episodes"].uri.str.startswith(f"s3://{BUCKET}/series/").all()
     err = c["errors"].iloc[0]
-    assert err.uri == f"s3://{BUCKET}/series/{BAD}" and err.error.startswith(f"AudioDecodeError: {err.uri}")
-    assert c["summary"]["output"] == config.output
+    assert err.uri == f"s3://{BUCKET}/series/{BAD}" and err.error.startswith(f"DecodeError: {err.uri}")
+    assert c["summary"]["output"] == output
 
 
 @slow
 def test_s3_rerun_after_lost_marker(s3, s3_corpus):
     """One episode's marker is gone, as if the job had died while writing it: only that episode
     (and the bad file) is redone, and the corpus is the same, with nothing duplicated."""
-    config, before = s3_corpus
+    output, before = s3_corpus
     lost = "corpus/_state/diarized/realcast/ep02.json"
     s3.delete_object(Bucket=BUCKET, Key=lost)
     assert lost not in _keys(s3, "corpus/_state/")
-    again = _run(config)
+    again = _run(f"s3://{BUCKET}/series", output)
     assert again["episodes_skipped_resume"] == N_GOOD - 1
     assert again["episodes_done"] == N_GOOD and again["errors"] == 1
-    after = corpus(config.output)
+    after = corpus(output)
     assert_same_corpus(after, before, same_input=True)
     assert_no_duplicates(after)
 
@@ -331,7 +333,7 @@ def test_s3_resume_after_killed_run(s3, s3_corpus, tmp_path):
     assert 1 <= done_at_kill < N_GOOD, keys  # killed midway
     print(f"killed with {done_at_kill} of {N_GOOD} episodes diarized")
 
-    resumed = _run(DiarizeJobConfig(input=f"s3://{BUCKET}/series", output=output, workers=2))
+    resumed = _run(f"s3://{BUCKET}/series", output)
     assert resumed["episodes_skipped_resume"] == done_at_kill
     assert resumed["episodes_done"] == N_GOOD and resumed["errors"] == 1
     after = corpus(output)
@@ -360,3 +362,61 @@ def test_secret_key_never_written_or_printed(s3, s3_corpus, local_corpus):
     for path in session.rglob("*"):
         if path.is_file() and path.stat().st_size < 50_000_000:
             assert SECRET.encode() not in path.read_bytes(), path
+
+
+@contextmanager
+def silent_endpoint():
+    """A TCP server on loopback that accepts connections and never answers."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+    held = []
+
+    def accept():
+        while True:
+            try:
+                held.append(srv.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{srv.getsockname()[1]}"
+    finally:
+        srv.close()
+        for c in held:
+            c.close()
+
+
+def _cli_against(endpoint: str, tmp_path, *args) -> tuple[subprocess.CompletedProcess, float]:
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": endpoint}
+    t = time.monotonic()
+    proc = subprocess.run([sys.executable, str(ROOT / "jobs" / "build_corpus.py"), "--input", f"s3://{BUCKET}/series",
+                           "--output", str(tmp_path / "o"), *args], env=env, capture_output=True, text=True, timeout=300)
+    return proc, time.monotonic() - t
+
+
+@slow
+def test_an_endpoint_that_never_answers_fails_in_under_two_minutes(tmp_path):
+    with silent_endpoint() as endpoint:
+        proc, took = _cli_against(endpoint, tmp_path)
+    print(f"silent endpoint: exit {proc.returncode} after {took:.0f} s: {proc.stderr.strip()}")
+    assert proc.returncode == 2 and took < 120
+    assert proc.stderr.strip().count("\n") == 0 and "cannot list s3://bucket/series: ReadTimeoutError" in proc.stderr
+    assert SECRET not in proc.stderr + proc.stdout
+
+
+def test_an_unreachable_endpoint_is_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    proc, took = _cli_against(f"http://127.0.0.1:{port}", tmp_path, "--storage-attempts", "1")
+    print(f"unreachable endpoint: exit {proc.returncode} after {took:.0f} s: {proc.stderr.strip()}")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "cannot list s3://bucket/series" in proc.stderr

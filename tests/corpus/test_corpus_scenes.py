@@ -5,8 +5,8 @@ import pytest
 
 from audiorole_ray.io.rttm import read_rttm
 from audiorole_ray.sample import SAMPLE_TRUTH
-from audiorole_ray.scenes import dialogues, is_dialogue, role_turns, single_turn_pairs, split_scenes
-from audiorole_ray.types import Turn
+from audiorole_ray.scenes import ab_pairs, dialogues, is_dialogue, role_turns, split_scenes
+from audiorole_ray.records import Turn
 
 
 def test_split_at_pauses_over_the_limit_only():
@@ -41,7 +41,7 @@ def test_role_turns_merge_and_trim():
     assert [(u.role, u.start, u.end, u.speakers) for u in utts] == [
         ("A", 1.2, 3, ("a", "b")), ("B", 3.2, 5, ("t",)), ("A", 5.5, 6, ("a",)), ("B", 6.2, 7, ("t",)),
     ]
-    assert [(a.start, b.start) for a, b in single_turn_pairs(utts)] == [(1.2, 3.2), (5.5, 6.2)]
+    assert [(a.start, b.start) for a, b in ab_pairs(utts)] == [(1.2, 3.2), (5.5, 6.2)]
 
 
 @pytest.mark.parametrize("series", ["sitcom", "realcast"])
@@ -51,7 +51,7 @@ def test_invariants_on_the_sample(series, max_pause):
     n = 0
     for path in sorted((SAMPLE_TRUTH / series).glob("*.rttm")):
         turns = read_rttm(path)[path.stem]
-        for scene, utts in dialogues(path.stem, turns, main, max_pause):
+        for scene, utts in dialogues(split_scenes(path.stem, turns, max_pause), main):
             n += 1
             latest = scene.turns[0].end
             for t in scene.turns[1:]:
@@ -76,4 +76,4 @@ def test_scenes_partition_turns_randomised():
         scenes = split_scenes("e", turns, 3.0)
         assert [x for s in scenes for x in s.turns] == sorted(turns)
         for s1, s2 in zip(scenes, scenes[1:]):
-            assert s2.start - s1.end > 3.0
+            assert s2.turns[0].start - max(t.end for t in s1.turns) > 3.0
