@@ -15,8 +15,6 @@ name another variable); they are never printed or written.
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
 from pathlib import Path
 
@@ -25,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 def parse_args(argv=None) -> argparse.Namespace:
     from audiorole_ray import registry
+    from audiorole_ray.cli import add_common_args
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--corpus", required=True, help="a corpus built by jobs/build_corpus.py (folder or s3://)")
@@ -57,13 +56,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--api-url", default="https://api.openai.com/v1", help="endpoint of openai:MODEL systems")
     g.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding its API key")
     g.add_argument("--voice", default="alloy", help="voice of openai:MODEL answers (paper: the default, alloy)")
-    p.add_argument("--workers", type=int, default=2, help="scoring actors (default 2)")
-    p.add_argument("--cpus-per-worker", type=float, default=1.0)
-    p.add_argument("--gpus-per-worker", type=float, default=0.0)
-    p.add_argument("--device", default="cpu", help="cpu or cuda for the metric models")
+    p.add_argument("--device", default="auto", help="cpu, cuda, or auto: cuda when workers reserve a GPU (default auto)")
     p.add_argument("--limit", type=int, help="score only the first N exchanges (a quick look)")
-    p.add_argument("--address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster address (default: local Ray)")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--local", action="store_true", help="score in this process, without Ray (small runs, debugging)")
+    add_common_args(p)
     return p.parse_args(argv)
 
 
@@ -72,12 +68,11 @@ def make_settings(args):
     from audiorole_ray.eval.stage import EvalSettings
     from audiorole_ray.eval.systems import check_names, parse_system
     from audiorole_ray.corpus.reader import read_dialogues
+    from audiorole_ray.pipeline.stage import resolve_device
 
     read_dialogues(args.corpus, columns=["split"])  # InputError when it is not a corpus
     systems = [parse_system(s) for s in args.system]
     check_names(systems)
-    if args.workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     def pairs(values, flag):
         out = {}
         for pair in values:
@@ -107,7 +102,7 @@ def make_settings(args):
         audio_judge=judge(args.audio_judge_url, args.audio_judge_model, "--audio-judge-url/--audio-judge-model"),
         names=names, languages=languages, api={"url": args.api_url, "key_env": args.api_key_env, "voice": args.voice,
                           "concurrency": args.judge_concurrency},
-        device=args.device,
+        device=resolve_device(args.device, args.gpus_per_worker),
     )
 
 
@@ -117,39 +112,41 @@ def format_summary(summary: dict) -> str:
     run = summary
     lines = [markdown(summary["report"]).rstrip(), "",
              f"items {run['items']} exchanges x {len(run['systems'])} systems = {run['rows']} rows, errors {run['errors']}",
-             f"wall: references {run['wall_s']['references']} s, pass {run['wall_s']['pass']} s, total {run['wall_s']['total']} s",
+             f"resumed {run['resumed']} rows from an earlier run; wall: references {run['wall_s']['references']} s, "
+             f"pass {run['wall_s']['pass']} s, total {run['wall_s']['total']} s",
              f"written: {run['output']}/items.parquet, report.md, report.json, report.png"]
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from audiorole_ray.errors import AudioRoleError
+    from audiorole_ray.cli import apply_common_args, init_ray
     from audiorole_ray.eval.job import preflight, run
+    from audiorole_ray.io.storage import check_writable
+    from audiorole_ray.pipeline.lock import OutputLock
 
-    try:
-        settings = make_settings(args)
-        preflight(settings)
-    except AudioRoleError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    env = apply_common_args(args)
+    # everything that can be checked is checked before Ray starts
+    settings = make_settings(args)
+    preflight(settings)
+    check_writable(args.output)
+    with OutputLock(args.output):
+        if not args.local:
+            init_ray(args, env, cpus=args.cpus_per_worker, gpus=args.gpus_per_worker)
+        try:
+            summary = run(settings, characters=args.character or None, workers=args.workers,
+                          cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
+                          max_reference_clips=args.reference_clips, limit=args.limit, local=args.local)
+        finally:
+            if not args.local:
+                import ray
 
-    import ray
-
-    ray.init(address=args.address, logging_level=logging.WARNING, log_to_driver=args.verbose)
-    try:
-        summary = run(settings, characters=args.character or None, workers=args.workers,
-                      cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
-                      max_reference_clips=args.reference_clips, limit=args.limit)
-    except AudioRoleError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        ray.shutdown()
+                ray.shutdown()
     print(format_summary(summary))
     return 0 if summary["rows"] > summary["errors"] else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from audiorole_ray.cli import run_main
+
+    sys.exit(run_main(main))

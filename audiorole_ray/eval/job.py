@@ -13,8 +13,10 @@ from audiorole_ray.errors import ConfigError
 from audiorole_ray.eval.items import characters_of, exchange_items
 from audiorole_ray.eval.references import build_reference
 from audiorole_ray.eval.report import write_report
-from audiorole_ray.eval.stage import EvalSettings, EvalStage
-from audiorole_ray.io.storage import join
+from audiorole_ray.eval.stage import IDENTITY, EvalSettings, EvalStage
+from audiorole_ray.io.storage import join, write_bytes, write_json
+from audiorole_ray.pipeline.runner import fingerprint, run_pass
+from audiorole_ray.pipeline.state import MarkerStore
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +84,20 @@ def backend_facts(settings: EvalSettings) -> dict[str, dict]:
     return out
 
 
+def item_inputs(item: dict, system: dict, ref: dict) -> str:
+    """What an item's scores are made from: the clips, the system and the character's reference.
+    An answer file of responses:DIR counts by its size, so a replaced file is scored again."""
+    parts = [system, item["a_audio_path"], item["a_audio_key"], item["b_audio_path"], item["b_audio_key"], ref.get("fingerprint", "")]
+    if system["kind"] == "responses":
+        from fsspec.core import url_to_fs
+
+        fs, root = url_to_fs(system["arg"])
+        parts.append(sorted((p.rsplit("/", 1)[-1], fs.size(p)) for p in fs.glob(f"{root.rstrip('/')}/{item['dialogue_id']}/{item['turn_index']}.*")))
+    return fingerprint(*parts)
+
+
 def run(settings: EvalSettings, characters: list[str] | None = None, workers: int = 2, cpus_per_worker: float = 1.0,
-        gpus_per_worker: float = 0.0, max_reference_clips: int = 64, limit: int | None = None) -> dict:
-    import ray
-
-    from audiorole_ray.pipeline.ray_runner import apply_stage
-
+        gpus_per_worker: float = 0.0, max_reference_clips: int = 64, limit: int | None = None, local: bool = False) -> dict:
     t0 = time.perf_counter()
     items = exchange_items(settings.corpus, characters)
     if limit:
@@ -105,24 +115,27 @@ def run(settings: EvalSettings, characters: list[str] | None = None, workers: in
     refs = {c: build_reference(settings.corpus, settings.output, c, embedder, style, max_reference_clips) for c in with_items}
     t_refs = time.perf_counter() - t
 
-    rows = [{**it, "system": s["name"], "system_spec": f"{s['kind']}:{s['arg']}" if s["arg"] else s["kind"]}
-            for s in settings.systems for it in items]
-    stage = EvalStage(settings=settings, num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, batch_size=1)
-    t = time.perf_counter()
-    ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), max(workers * 4, 1)))
-    results = apply_stage(ds, stage, workers=min(workers, len(rows))).take_all()
-    t_pass = time.perf_counter() - t
-
-    table = pd.DataFrame(results)
-    keep = [c for c in table.columns if not c.startswith(("a_", "b_")) and c not in ("context",)]
-    table = table[keep].sort_values(["system", "character", "dialogue_id", "turn_index"]).reset_index(drop=True)
+    rows = []
+    for s in settings.systems:
+        for it in items:
+            item_id = f"{s['name']}/{it['dialogue_id']}/{it['turn_index']}"
+            rows.append({**it, "id": item_id, "uri": f"{s['name']}:{it['dialogue_id']}#{it['turn_index']}", "system": s["name"],
+                         "inputs": item_inputs(it, s, refs[it["character"]])})
+    stage = EvalStage(config=settings, num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, batch_size=1)
+    store = MarkerStore(join(settings.output, "_state"))
+    result = run_pass(stage, rows, store, workers=workers, local=local,
+                      keep=lambda m: {**m.payload, "status": "ok", "error": "", "wall_s": m.wall_s})
+    by_id = {r["id"]: r for r in rows}
+    failed = [{**{k: by_id[e.episode_id][k] for k in IDENTITY}, "status": "error", "error": e.error} for e in result.errors]
+    table = pd.DataFrame([result.done[r["id"]] for r in rows if r["id"] in result.done] + failed)
+    table = table.sort_values(["system", "character", "dialogue_id", "turn_index"]).reset_index(drop=True)
     _write_items(settings.output, table)
 
     systems = [s["name"] for s in settings.systems]
     throughput = {}
     for s in systems:
-        sub = table[table["system"] == s]
-        wall = float(sub["evaluate_wall_s"].sum()) if "evaluate_wall_s" in sub else 0.0
+        sub = table[(table["system"] == s) & (table["status"] == "ok")]
+        wall = float(sub["wall_s"].sum()) if "wall_s" in sub else 0.0
         throughput[s] = {"items": int(len(sub)), "worker_s": round(wall, 2),
                          "items_per_worker_s": round(len(sub) / wall, 3) if wall > 0 else None}
     notes = []
@@ -136,18 +149,16 @@ def run(settings: EvalSettings, characters: list[str] | None = None, workers: in
                          + (f"; CP clip {r['cp_clip']['audio_key']} ({r['cp_clip']['seconds']} s)" if r.get("cp_clip") else ""))
     summary = {
         "corpus": settings.corpus, "output": settings.output, "items": len(items), "rows": len(table),
-        "errors": int((table["status"] == "error").sum()) if "status" in table else 0,
+        "errors": len(failed), "resumed": result.resumed,
         "characters": with_items, "characters_without_test_turns": without,
         "systems": [{k: s[k] for k in ("name", "kind", "arg")} for s in settings.systems],
-        "wall_s": {"references": round(t_refs, 2), "pass": round(t_pass, 2), "total": round(time.perf_counter() - t0, 2)},
+        "wall_s": {"references": round(t_refs, 2), "pass": result.wall_s, "total": round(time.perf_counter() - t0, 2)},
         "throughput": throughput, "workers": workers,
     }
     rep = write_report(settings.output, table, systems, backend_facts(settings), notes,
                        extra={"run": summary, "settings": _public_settings(settings)})
+    write_json(join(settings.output, "summary.json"), summary)
     summary["report"] = rep
-    from audiorole_ray.io.storage import write_json
-
-    write_json(join(settings.output, "summary.json"), {k: v for k, v in summary.items() if k != "report"})
     return summary
 
 
@@ -158,11 +169,11 @@ def _public_settings(settings: EvalSettings) -> dict:
 
 
 def _write_items(output: str, table: pd.DataFrame) -> None:
+    import io
+
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from fsspec.core import url_to_fs
 
-    fs, path = url_to_fs(join(output, "items.parquet"))
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    with fs.open(path, "wb") as f:
-        pq.write_table(pa.Table.from_pandas(table, preserve_index=False), f)
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(table, preserve_index=False), buf)
+    write_bytes(join(output, "items.parquet"), buf.getvalue())

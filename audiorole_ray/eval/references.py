@@ -72,6 +72,10 @@ def build_reference(corpus: str, output: str, character: str, embedder=None, sty
             f.write(wav_bytes(best[2]))
         ref["cp_clip"] = {"uri": uri, "audio_key": best[1], "seconds": round(best[0], 3)}
     ref["skipped"] = problems
+    from audiorole_ray.pipeline.runner import fingerprint
+
+    ref["fingerprint"] = fingerprint(ref["clips"], ref.get("ap", {}).get("backend"), ref.get("style", {}).get("backend"),
+                                     ref.get("cp_clip", {}).get("audio_key"))
     ref["wall_s"] = round(time.perf_counter() - t, 3)
     write_json(reference_uri(output, character), ref)
     return ref

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from audiorole_ray.eval import prompts
 from audiorole_ray.eval.items import ClipReader
 from audiorole_ray.eval.systems import AnswerSource, SystemSpec
 from audiorole_ray.io.audio import SAMPLE_RATE
-from audiorole_ray.pipeline.stages import Stage
+from audiorole_ray.pipeline.stage import Output, Stage
 
 
 @dataclass
@@ -185,16 +185,38 @@ def make_asr(model: str | None, device: str):
     return backend.load_class()(model=model or "embedded", device=device, pack=False)
 
 
+# what the pass carries per item (besides id, uri, inputs): references to audio, never audio
+ITEM_FIELDS = ("system", "character", "series", "dialogue_id", "turn_index", "exchange", "a_text", "a_audio_path",
+               "a_audio_key", "b_text", "b_audio_path", "b_audio_key", "context")
+IDENTITY = ("system", "character", "series", "dialogue_id", "turn_index", "exchange")
+
+
 @dataclass
 class EvalStage(Stage):
-    """The pass's stage: a plain ``Stage`` until the lead's resumable runner lands."""
+    """The pass's stage on the lead's resumable runner: one marker per (system, exchange)."""
 
-    name: str = "evaluate"
-    settings: EvalSettings | None = None
+    name: ClassVar[str] = "evaluate"
+    marker_kind: ClassVar[str] = "evaluated"
+    fields: ClassVar[tuple[str, ...]] = ITEM_FIELDS
+    config: EvalSettings | None = None
+
+    def settings(self) -> dict:
+        """What shapes every score (judges by URL and model; key variables by name only)."""
+        c = self.config
+        return {"aq": [c.aq, c.aq_model], "ap": [c.ap, c.ap_model], "asr": c.asr_model, "style": c.cp_standin,
+                "text_judge": _judge_id(c.text_judge), "audio_judge": _judge_id(c.audio_judge), "names": c.names,
+                "languages": c.languages, "api": {k: c.api.get(k) for k in ("url", "voice")}}
 
     def setup(self) -> None:
-        self._scorer = ItemScorer(self.settings)
+        self._scorer = ItemScorer(self.config)
         self._scorer.setup()
 
-    def process_row(self, row: dict) -> dict:
-        return self._scorer.process_item(row)
+    def process_item(self, item: dict) -> Output:
+        out = self._scorer.process_item(item)
+        files = out.pop("answer_file", None)
+        return Output({**{k: item[k] for k in IDENTITY}, **out}, audio_s=out["answer_s"],
+                      outputs={files[0]: files[1]} if files else {})
+
+
+def _judge_id(cfg: dict | None) -> dict | None:
+    return None if not cfg else {"url": cfg["url"], "model": cfg["model"]}

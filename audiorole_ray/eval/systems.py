@@ -123,16 +123,20 @@ class AnswerSource:
         return decode_file(protocol + found[0]), {"answer_source": found[0]}
 
     # -- openai:MODEL -------------------------------------------------------------------------
+    def answer_rel(self, item: dict) -> str:
+        return f"answers/{self.spec.name}/{item['dialogue_id']}/{item['turn_index']}.wav"
+
     def answer_uri(self, item: dict) -> str:
-        return join(self.output, "answers", self.spec.name, item["dialogue_id"], f"{item['turn_index']}.wav")
+        return join(self.output, self.answer_rel(item))
 
     def _from_api(self, item: dict) -> tuple[np.ndarray, dict]:
         from audiorole_ray.eval.judge import ChatClient, audio_part, text_part
 
         uri = self.answer_uri(item)
         fs, path = url_to_fs(uri)
+        rel = self.answer_rel(item)
         if fs.exists(path):  # made by an earlier run: an API answer costs money and time
-            return decode_file(uri), {"answer_source": uri, "answer_cached": True}
+            return decode_file(uri), {"answer_source": uri, "answer_cached": True, "answer_file": (rel, fs.size(path))}
         if self._chat is None:
             self._chat = ChatClient(self.api.get("url", "https://api.openai.com/v1"), self.spec.arg,
                                     api_key_env=self.api.get("key_env", "OPENAI_API_KEY"),
@@ -157,6 +161,7 @@ class AnswerSource:
         fs.mv(tmp, path)
         audio, rate = decode_bytes(raw)
         return to_16k(audio, rate), {"answer_source": uri, "answer_cached": False, "api_attempts": attempts,
+                                     "answer_file": (rel, len(raw)),
                                      "api_transcript": getattr(audio_msg, "transcript", "") or ""}
 
     # -- arp:MODEL ----------------------------------------------------------------------------

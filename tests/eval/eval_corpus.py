@@ -12,9 +12,11 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from audiorole_ray.corpus.shards import write_shard
+from audiorole_ray.corpus.shards import shard_bytes
 from audiorole_ray.io.audio import SAMPLE_RATE, encode_flac, load_segments
-from audiorole_ray.io.tables import DIALOGUES, write_parquet
+from audiorole_ray.io.storage import write_bytes
+from audiorole_ray.io.tables import write_table
+from audiorole_ray.records import DialogueTurn
 from audiorole_ray.sample import SAMPLE_SERIES, SAMPLE_TRUTH
 
 MAIN = {"sitcom": "allison", "heldout": "nora"}
@@ -29,7 +31,7 @@ def _units(series: str) -> dict[str, list[dict]]:
 
 
 def make_tiny_corpus(root: Path, series_list=("sitcom", "heldout"), test_every: int = 3, min_s: float = 1.0) -> Path:
-    rows, shard_index = [], 0
+    rows = []
     for series in series_list:
         main = MAIN[series]
         speakers = sorted({u["speaker"] for ep in _units(series).values() for u in ep} - {main})
@@ -45,9 +47,9 @@ def make_tiny_corpus(root: Path, series_list=("sitcom", "heldout"), test_every: 
             used = sorted({id(u): u for p in pairs for u in p}.values(), key=lambda u: u["start"])
             clips = load_segments(str(src), [(u["start"], u["end"]) for u in used])
             key_of = {id(u): f"{series}_{stem}_{i:04d}" for i, u in enumerate(used)}
-            shard = f"audio/shard-{shard_index:06d}.tar"
-            shard_index += 1
-            write_shard(str(root / shard), [(key_of[id(u)], encode_flac(c, SAMPLE_RATE), {"text": u["text"]}) for u, c in zip(used, clips)])
+            shard = f"audio/{episode_id}.tar"  # the corpus layout: one shard per episode, named by its id
+            write_bytes(str(root / shard), shard_bytes([(key_of[id(u)], encode_flac(c, SAMPLE_RATE), {"text": u["text"]})
+                                                         for u, c in zip(used, clips)]))
             for k in range(0, len(pairs), 2):
                 group = pairs[k : k + 2]
                 dialogue_id = f"{episode_id}/s{k // 2:03d}/{ids[main]}/0"
@@ -64,5 +66,5 @@ def make_tiny_corpus(root: Path, series_list=("sitcom", "heldout"), test_every: 
                             "audio_path": shard, "audio_key": key_of[id(u)], "truncated": False,
                         })
                         turn += 1
-    write_parquet(str(root / "dialogues.parquet"), rows, DIALOGUES)
+    write_table(str(root / "dialogues.parquet"), rows, DialogueTurn)
     return root

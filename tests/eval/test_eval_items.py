@@ -122,3 +122,4 @@ def test_report_files(tmp_path):
     assert "| a | " in md and "**Avg.**" in md and "a note" in md and "Counts" in md
     assert json.loads((tmp_path / "report.json").read_text())["average"] == rep["average"]
     assert (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"
+

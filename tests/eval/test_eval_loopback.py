@@ -107,7 +107,9 @@ def test_evaluate_job_refuses_cp_before_work(server, corpus, tmp_path, capsys):
     job = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(job)
     out = tmp_path / "eval"
-    rc = job.main(["--corpus", str(corpus), "--output", str(out), "--system", "reference",
+    from audiorole_ray.cli import run_main
+
+    rc = run_main(job.main, ["--corpus", str(corpus), "--output", str(out), "--system", "reference",
                    "--audio-judge-url", server.url, "--audio-judge-model", server.model])
     assert rc == 2
     err = capsys.readouterr().err
