@@ -14,7 +14,7 @@ from audiorole_ray.errors import MissingModelError
 @pytest.fixture(scope="module")
 def voices(tmp_path_factory):
     """Clips of the sample's main character (allison) and of the others, from the tiny corpus."""
-    from eval_corpus import make_tiny_corpus
+    from audiorole_ray.eval.truth_corpus import make_tiny_corpus
 
     from audiorole_ray.eval.items import ClipReader, reference_rows, exchange_items
 

@@ -15,7 +15,7 @@ from audiorole_ray.eval.systems import AnswerSource, parse_system
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    from eval_corpus import make_tiny_corpus
+    from audiorole_ray.eval.truth_corpus import make_tiny_corpus
 
     return make_tiny_corpus(tmp_path_factory.mktemp("c"))
 

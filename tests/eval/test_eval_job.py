@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("openai")
 
-from eval_corpus import make_tiny_corpus  # noqa: E402
+from audiorole_ray.eval.truth_corpus import make_tiny_corpus  # noqa: E402
 from fake_openai import FakeOpenAI  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ pytest.importorskip("openai")
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from eval_corpus import make_tiny_corpus  # noqa: E402
+from audiorole_ray.eval.truth_corpus import make_tiny_corpus  # noqa: E402
 
 from audiorole_ray.errors import ConfigError  # noqa: E402
 from audiorole_ray.eval.judge import ChatClient, parse_score  # noqa: E402

@@ -9,7 +9,7 @@ from audiorole_ray.eval.items import exchange_items
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    from eval_corpus import make_tiny_corpus
+    from audiorole_ray.eval.truth_corpus import make_tiny_corpus
 
     return make_tiny_corpus(tmp_path_factory.mktemp("c"), series_list=("heldout",))
 

@@ -62,7 +62,7 @@ def test_short_or_silent_clips_are_refused():
 def test_own_voice_scores_above_other_voices(tmp_path):
     """On the sample's real voices: Allison's held-out answers against her profile score higher
     than the other speakers' turns that prompted them (the copy-input floor)."""
-    from eval_corpus import make_tiny_corpus
+    from audiorole_ray.eval.truth_corpus import make_tiny_corpus
 
     from audiorole_ray.eval.items import ClipReader, reference_rows, exchange_items
 
