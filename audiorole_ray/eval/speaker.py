@@ -12,12 +12,14 @@ Cosines of two embedding models are on different scales (CAM++ puts same-speaker
 """
 from __future__ import annotations
 
+import importlib
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from audiorole_ray.errors import MissingModelError
+from audiorole_ray.errors import MissingDependencyError, MissingModelError
 from audiorole_ray.io.audio import SAMPLE_RATE
 
 MIN_SAMPLES = SAMPLE_RATE // 4  # below a quarter second an embedding means little
@@ -99,14 +101,18 @@ class WeSpeaker:
         t = time.perf_counter()
         import torch
 
-        from audiorole_ray.diarize.pyannote_backend import _hub_offline, _import_pyannote
-
         path = Path(self.model)
         if not path.exists():
             raise MissingModelError(f"no WeSpeaker model at {path} (a folder with pytorch_model.bin, or the file)")
-        pa = _import_pyannote(str(path))
-        with _hub_offline():
-            model = pa.Model.from_pretrained(path)
+        os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")  # no telemetry
+        os.environ["HF_HUB_OFFLINE"] = "1"  # a local path only: never the hub
+        try:
+            pa = importlib.import_module("pyannote.audio")
+        except (ImportError, OSError) as exc:
+            raise MissingDependencyError(
+                f"the WeSpeaker AP backend needs pyannote.audio ({exc}); use the pyannote environment "
+                "(make .venv-pyannote, audiorole_ray/diarize/PYANNOTE.md)") from exc
+        model = pa.Model.from_pretrained(path)
         if model is None:
             raise MissingModelError(f"pyannote could not load a model from {path}")
         self._inference = pa.Inference(model, window="whole", device=torch.device(self.device))
