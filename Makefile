@@ -9,7 +9,7 @@ ARGS   ?=
 # torch 2.13.0's CPU wheel; any other torch pulls a multi-GB CUDA build on this kind of machine
 TORCH  ?= torch==2.13.0
 
-.PHONY: run test test-core test-pyannote install clean bench check-manifests
+.PHONY: run test test-core test-pyannote install clean bench check-manifests demo
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -51,12 +51,17 @@ $(PYANNOTE_VENV)/.ok:
 test-pyannote: $(PYANNOTE_VENV)/.ok
 	PYTHONPATH=. $(PYANNOTE_PY) -m pytest -q -p no:cacheprovider tests/test_pyannote_backend.py tests/eval/test_eval_wespeaker.py
 
+# the whole chain on the bundled sample: corpus, tokens, tiny LM + decoder, answers, ARP-Eval
+demo: install
+	PY=$(PY) bash scripts/demo.sh
+
 check-manifests: install
 	$(PY) -m audiorole_ray.cluster.validate cluster.yaml k8s/*.yaml --crd-dir ../shared/kuberay
 
 bench: install
 	$(PY) benchmarks/bench_diarize.py
 	$(PY) benchmarks/bench_corpus.py
+	$(PY) benchmarks/bench_eval.py
 
 clean:
 	rm -rf out .pytest_cache

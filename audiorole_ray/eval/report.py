@@ -93,8 +93,8 @@ def markdown(rep: dict) -> str:
         if a["standins"]:
             parts.append("stand-in: " + ", ".join(f"`{m}`" for m in a["standins"]))
         lines.append(f"- **{aspect}**: " + "; ".join(parts))
-    for note in rep.get("notes", []):
-        lines.append(f"- {note}")
+    if rep.get("notes"):
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in rep["notes"]]
     return "\n".join(lines) + "\n"
 
 
