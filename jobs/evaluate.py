@@ -64,7 +64,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def make_settings(args):
-    from audiorole_ray.errors import ConfigError, InputError
+    from audiorole_ray.errors import ConfigError
     from audiorole_ray.eval.stage import EvalSettings
     from audiorole_ray.eval.systems import check_names, parse_system
     from audiorole_ray.corpus.reader import read_dialogues
@@ -93,7 +93,9 @@ def make_settings(args):
                 "timeout_s": args.judge_timeout}
 
     if any(s.kind == "arp" for s in systems):
-        raise InputError("arp:MODEL systems need the ARP-Model inference (jobs/respond.py), which is not on this branch yet")
+        from audiorole_ray.errors import require
+
+        require("audiorole_ray.respond", "the decoder branch's inference (jobs/respond.py)", "arp:MODEL systems")
     return EvalSettings(
         corpus=args.corpus, output=args.output, systems=[{"name": s.name, "kind": s.kind, "arg": s.arg} for s in systems],
         aq=args.aq, aq_model=args.aq_model, ap=args.ap, ap_model=args.ap_model, asr_model=args.asr_model,
@@ -101,7 +103,8 @@ def make_settings(args):
         text_judge=judge(args.judge_url, args.judge_model, "--judge-url/--judge-model"),
         audio_judge=judge(args.audio_judge_url, args.audio_judge_model, "--audio-judge-url/--audio-judge-model"),
         names=names, languages=languages, api={"url": args.api_url, "key_env": args.api_key_env, "voice": args.voice,
-                          "concurrency": args.judge_concurrency},
+                          "concurrency": args.judge_concurrency,
+                          "device": resolve_device(args.device, args.gpus_per_worker)},
         device=resolve_device(args.device, args.gpus_per_worker),
     )
 

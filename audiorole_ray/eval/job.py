@@ -59,7 +59,7 @@ def backend_facts(settings: EvalSettings) -> dict[str, dict]:
     if aq.metric != "aq":
         out["aq"] = {"why_missing": "no Audiobox Aesthetics checkpoint given (--aq audiobox --aq-model PATH; its weights are on the model hub only)"}
     ap = registry.get("speaker_embedding", settings.ap).load_class()
-    out["ap"] = {"label": ap.label + f"; reference: centroid of the character's training-split answers",
+    out["ap"] = {"label": ap.label + "; reference: centroid of the character's training-split answers",
                  "backend": {"name": settings.ap, "model": settings.ap_model or "embedded"}}
     whisper = {"asr": "whisper (faster-whisper)", "model": settings.asr_model or "embedded tiny.en"}
     if settings.text_judge:

@@ -164,9 +164,29 @@ class AnswerSource:
                                      "answer_file": (rel, len(raw)),
                                      "api_transcript": getattr(audio_msg, "transcript", "") or ""}
 
-    # -- arp:MODEL ----------------------------------------------------------------------------
+    # -- arp:MODEL -------------------------------------------------------------------------
     def _from_arp(self, item: dict) -> tuple[np.ndarray, dict]:
-        raise NotImplementedError("arp:MODEL needs the ARP-Model inference (jobs/respond.py), not merged yet")
+        """The ARP-Model's answer to the A turn (the decoder branch's Responder), kept like an
+        API answer: generation is the expensive part of a run."""
+        uri, rel = self.answer_uri(item), self.answer_rel(item)
+        fs, path = url_to_fs(uri)
+        if fs.exists(path):
+            return decode_file(uri), {"answer_source": uri, "answer_cached": True, "answer_file": (rel, fs.size(path))}
+        if self._arp is None:
+            from audiorole_ray.errors import require
+
+            respond = require("audiorole_ray.respond", "the decoder branch (jobs/respond.py)", "arp:MODEL systems")
+            self._arp = respond.Responder(self.spec.arg, device=self.api.get("device", "cpu")).load()
+        answer = self._arp.respond(self.clips(item["a_audio_path"], item["a_audio_key"]))
+        if answer.audio.size == 0:
+            raise ValueError(f"the ARP-Model gave no speech ({answer.status}: {'; '.join(answer.problems) or 'no speech tokens'})")
+        raw = wav_bytes(np.clip(answer.audio, -1, 1), int(answer.rate))
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        with fs.open(path + ".part", "wb") as f:
+            f.write(raw)
+        fs.mv(path + ".part", path)
+        return to_16k(answer.audio, int(answer.rate)), {"answer_source": uri, "answer_cached": False, "answer_file": (rel, len(raw)),
+                                                        "arp_text": answer.text, "arp_status": answer.status}
 
 
 def wav_bytes(audio: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
