@@ -179,10 +179,9 @@ def make_judge(cfg: dict):
 
 def make_asr(model: str | None, device: str):
     """The registry's Whisper backend (faster-whisper): the embedded tiny.en, or a local
-    CTranslate2 checkpoint (Whisper turbo on GPU nodes)."""
-    backend = registry.get("asr", "whisper")
-    # clips one by one: packing several answers into one 30 s window would let words cross answers
-    return backend.load_class()(model=model or "embedded", device=device, pack=False)
+    CTranslate2 checkpoint (Whisper turbo on GPU nodes). Clips one by one: packing several
+    answers into one 30 s window would let words cross from one answer into another."""
+    return registry.create("asr", "whisper", model=model, device=device, pack=False)
 
 
 # what the pass carries per item (besides id, uri, inputs): references to audio, never audio
