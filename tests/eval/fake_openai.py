@@ -14,8 +14,9 @@ class FakeOpenAI:
     ``"2"`` (answer text), ``{"status": 429, "retry_after": 0}``, ``{"sleep": 2, "text": "1"}``,
     ``{"status": 401, "echo_key": True}`` (an error that quotes a masked key), ``{"audio": b64}``."""
 
-    def __init__(self, script, audio_answer: str | None = None):
+    def __init__(self, script, audio_answer: str | None = None, responder=None):
         self.script = list(script)
+        self.responder = responder  # body -> a step, or None for the script's next one
         self.audio_answer = audio_answer  # base64 WAV for requests that ask for audio out (not scripted)
         self.requests: list[dict] = []
         self.in_flight = 0
@@ -31,7 +32,10 @@ class FakeOpenAI:
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
                 with fake._lock:
                     fake.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-                    if fake.audio_answer and "audio" in (body.get("modalities") or []):
+                    special = fake.responder(body) if fake.responder else None
+                    if special is not None:
+                        step = special
+                    elif fake.audio_answer and "audio" in (body.get("modalities") or []):
                         step = {"text": None, "audio": fake.audio_answer, "transcript": "spoken answer"}
                     else:
                         n = sum(1 for r in fake.requests if "audio" not in (r["body"].get("modalities") or []))
@@ -85,3 +89,11 @@ class FakeOpenAI:
         self._send(handler, 200, {"id": "x", "object": "chat.completion", "created": 0, "model": "fake",
                                   "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
                                   "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+
+
+def hears_probe(body):
+    """For ``responder``: an audio judge that 'hears' the probe clips (it answers their words)."""
+    parts = body["messages"][0]["content"]
+    if isinstance(parts, list) and parts and parts[0].get("text", "").startswith("Transcribe the speech"):
+        return "That feature is not available on this line. The echo test has been completed."
+    return None

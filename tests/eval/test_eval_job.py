@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("openai")
 
 from audiorole_ray.eval.truth_corpus import make_tiny_corpus  # noqa: E402
-from fake_openai import FakeOpenAI  # noqa: E402
+from fake_openai import FakeOpenAI, hears_probe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SENTINEL = "sk-SENTINEL-evalkey-7f3a9c2b1d4e5f60"
@@ -49,12 +49,14 @@ def test_evaluate_job_with_every_local_system_kind(tmp_path):
     out = tmp_path / "eval"
     ray_tmp = Path(tempfile.mkdtemp(prefix="rayev", dir="/tmp"))  # short: Ray's socket paths are limited
     try:
-        with FakeOpenAI(["2"], audio_answer=base64.b64encode(wav_bytes(spoken)).decode()) as srv:
+        with FakeOpenAI(["2"], audio_answer=base64.b64encode(wav_bytes(spoken)).decode(), responder=hears_probe) as srv:
             env = {**os.environ, "OPENAI_API_KEY": SENTINEL, "RAY_TMPDIR": str(ray_tmp), "OMP_NUM_THREADS": "1"}
             cmd = [sys.executable, str(ROOT / "jobs" / "evaluate.py"), "--corpus", str(corpus), "--output", str(out),
                    "--system", "reference", "--system", "copy-input", "--system", f"mine=responses:{tmp_path / 'answers'}",
                    "--system", "gpt=openai:fake-audio-model", "--api-url", srv.url,
-                   "--judge-url", srv.url, "--judge-model", "fake-judge", "--limit", "3", "--workers", "2", "-v"]
+                   "--judge-url", srv.url, "--judge-model", "fake-judge", "--audio-judge-url", srv.url,
+                   "--audio-judge-model", "fake-audio-judge", "--name", "sitcom_spk00=Allison",
+                   "--limit", "3", "--workers", "2", "-v"]
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
             requests = list(srv.requests)
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -66,8 +68,15 @@ def test_evaluate_job_with_every_local_system_kind(tmp_path):
         gen = [r["body"] for r in requests if "audio" in (r["body"].get("modalities") or [])]
         assert len(gen) == 3 and gen[0]["audio"]["voice"] == "alloy"
         parts = gen[0]["messages"][0]["content"]
-        assert parts[0]["text"].startswith("Please imitate the character of “sitcom_spk00” in TV series of “sitcom”")
+        assert parts[0]["text"].startswith("Please imitate the character of “Allison” in TV series of “sitcom”")
         assert parts[1]["type"] == "input_audio" and parts[1]["input_audio"]["format"] == "wav"
+
+        # CP: the Table 7 prompt, then the character's reference and the answer, each labelled
+        cp = [r["body"]["messages"][0]["content"] for r in requests if r["body"]["model"] == "fake-audio-judge"
+              and r["body"]["messages"][0]["content"][0]["text"].startswith("I will give you two audios")]
+        assert len(cp) == 11  # every answered item (one answer file is missing)
+        assert [p["type"] for p in cp[0]] == ["text", "text", "input_audio", "text", "input_audio"]
+        assert cp[0][1]["text"] == "Allison:" and cp[0][3]["text"] == "UNKNOWN:"
 
         table = pd.read_parquet(out / "items.parquet")
         assert len(table) == 12 and set(table["system"]) == {"reference", "copy-input", "mine", "gpt"}
@@ -78,7 +87,7 @@ def test_evaluate_job_with_every_local_system_kind(tmp_path):
                         & (table["turn_index"] == items[1]["turn_index"])]
         assert missing["status"].tolist() == ["error"] and "no answer file" in missing["error"].iloc[0]
         ok = table[table["status"] == "ok"]
-        assert len(ok) == 11 and ok["cq"].eq(2).all() and ok["ap"].notna().all()
+        assert len(ok) == 11 and ok["cq"].eq(2).all() and ok["cp"].eq(2).all() and ok["ap"].notna().all()
         # the same audio from two systems scores the same
         ref = table[table["system"] == "reference"].set_index(["dialogue_id", "turn_index"])
         mine = ok[ok["system"] == "mine"].set_index(["dialogue_id", "turn_index"])
@@ -89,7 +98,7 @@ def test_evaluate_job_with_every_local_system_kind(tmp_path):
 
         report = (out / "report.md").read_text()
         assert "| Character | reference DMOS*" in report and "**Avg.**" in report and (out / "report.png").stat().st_size > 1000
-        assert "Counts" in report and "no audio judge given" in report
+        assert "Counts" in report and "the paper's CP: `cp`" in report and "audio hearing checked by a probe" in report
 
         # nothing of the key anywhere: outputs, the job's output, Ray's logs
         texts = [proc.stdout, proc.stderr]

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("openai")
 
-from fake_openai import FakeOpenAI  # noqa: E402
+from fake_openai import FakeOpenAI, hears_probe  # noqa: E402
 
 from audiorole_ray.eval.judge import ChatClient, ScoreJudge, api_key, parse_score, redact, wav_base64  # noqa: E402
 
@@ -105,3 +105,24 @@ def test_wav_base64_is_raw_base64_wav():
 
     data = base64.b64decode(wav_base64(np.zeros(1600, np.float32), 16000))
     assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+
+
+def test_audio_probe_accepts_a_judge_that_hears():
+    from audiorole_ray.eval.probe import require_audio
+
+    with FakeOpenAI(["0"], responder=hears_probe) as srv:
+        result = require_audio(ChatClient(srv.url, "hears"))
+        sent = srv.requests[0]["body"]["messages"][0]["content"]
+    assert result.heard and min(result.recalls) == 1.0
+    assert sent[1]["type"] == "input_audio" and sent[1]["input_audio"]["format"] == "wav"
+
+
+@pytest.mark.parametrize("script,match", [(["I cannot hear anything."], "does not hear its input audio"),
+                                          ([{"status": 400}], "cannot take input_audio")])
+def test_audio_probe_refuses_a_deaf_or_refusing_judge(script, match):
+    from audiorole_ray.errors import ConfigError
+    from audiorole_ray.eval.probe import require_audio
+
+    with FakeOpenAI(script) as srv:
+        with pytest.raises(ConfigError, match=match):
+            require_audio(ChatClient(srv.url, "deaf", max_retries=0))
