@@ -103,23 +103,31 @@ class ItemScorer:
         role = self.s.names.get(item["character"], item["character"])
         tv = self.s.names.get(item["series"], item["series"])
 
-        def measure(name: str, fn):
+        def measure(name: str, fn, keys: tuple[str, ...] | None = None):
             t = time.perf_counter()
             try:
                 out.update(fn())
                 out.setdefault(f"{name}_error", "")
             except Exception as exc:  # noqa: BLE001 - one metric's failure is recorded, the rest go on
                 out[f"{name}_error"] = f"{type(exc).__name__}: {exc}"
+                for key in keys or (name,):  # the column exists even when every item failed it
+                    out.setdefault(key, None)
             times[name] = time.perf_counter() - t
 
         measure(self.aq.metric, lambda: {self.aq.metric: round(float(self.aq(audio)), 4)})
         measure("ap", lambda: {"ap": round(self._ap(audio, ref), 4)})
         if self.style is not None:
             measure("style_sim", lambda: {"style_sim": round(self._style(audio, ref), 4)})
-        measure("transcript", lambda: self._transcribe(audio, self.s.languages.get(item["series"], "en")))
+        measure("transcript", lambda: self._transcribe(audio, self.s.languages.get(item["series"], "en")),
+                ("transcript", "intelligibility"))
         if self.text_judge is not None:
-            measure("cq", lambda: self._judge("cq", self.text_judge, [
-                {"type": "text", "text": prompts.cq(role, tv, item["a_text"], out.get("transcript", ""))}]))
+            def cq() -> dict:
+                if out.get("transcript") is None:
+                    raise ValueError(f"no transcript to judge ({out.get('transcript_error')})")
+                return self._judge("cq", self.text_judge, [
+                    {"type": "text", "text": prompts.cq(role, tv, item["a_text"], out["transcript"])}])
+
+            measure("cq", cq)
             if not out.get("transcript") and not out.get("cq_error"):
                 out["cq_note"] = "empty transcript"
         if self.audio_judge is not None:

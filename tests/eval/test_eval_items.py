@@ -123,3 +123,33 @@ def test_report_files(tmp_path):
     assert json.loads((tmp_path / "report.json").read_text())["average"] == rep["average"]
     assert (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"
 
+
+
+def test_each_metric_fails_on_its_own(corpus, tmp_path):
+    """A 0.2 s answer is too short for a speaker embedding and prosody, not for Distill-MOS or
+    Whisper; a judge that errors leaves CQ empty with its reason and nothing else."""
+    pytest.importorskip("openai")
+    from fake_openai import FakeOpenAI
+
+    from audiorole_ray import registry
+    from audiorole_ray.eval.references import build_reference
+    from audiorole_ray.eval.stage import EvalSettings, ItemScorer
+    from audiorole_ray.eval.systems import wav_bytes
+
+    it = exchange_items(str(corpus), ["heldout_spk00"])[0]
+    f = tmp_path / "ans" / it["dialogue_id"] / f"{it['turn_index']}.wav"
+    f.parent.mkdir(parents=True)
+    f.write_bytes(wav_bytes(0.1 * np.sin(np.arange(3200) / 8.0).astype(np.float32)))
+    out = str(tmp_path / "e")
+    build_reference(str(corpus), out, "heldout_spk00", registry.create("speaker_embedding", "campplus"),
+                    registry.create("cp_standin", "style"), max_clips=4)
+    with FakeOpenAI([{"status": 400}]) as srv:
+        scorer = ItemScorer(EvalSettings(corpus=str(corpus), output=out, systems=[{"name": "m", "kind": "responses", "arg": str(tmp_path / "ans")}],
+                                         text_judge={"url": srv.url, "model": "j"}))
+        row = scorer.process_item({**it, "system": "m"})
+    assert row["answer_s"] == 0.2
+    assert row["ap"] is None and "too short" in row["ap_error"]
+    assert row["style_sim"] is None and "too short" in row["style_sim_error"]
+    assert 1.0 <= row["distillmos"] <= 5.0 and row["distillmos_error"] == ""
+    assert "intelligibility" in row and row["transcript_error"] == ""
+    assert row["cq"] is None and "BadRequestError" in row["cq_error"] and row["cq_raw"] == "[]"
