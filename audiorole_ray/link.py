@@ -43,7 +43,11 @@ class SeriesSpeakers:
 
     def labels(self, episode_id: str) -> dict[str, str]:
         """{episode-local label: series speaker id} of one episode."""
-        return {local: spk for (eid, local), spk in self.mapping.items() if eid == episode_id}
+        if not hasattr(self, "_by_episode"):
+            self._by_episode: dict[str, dict[str, str]] = defaultdict(dict)
+            for (eid, local), spk in self.mapping.items():
+                self._by_episode[eid][local] = spk
+        return dict(self._by_episode.get(episode_id, {}))
 
 
 def link_series(series: str, episodes: list[EpisodeDiarization], config: LinkConfig | None = None) -> SeriesSpeakers:

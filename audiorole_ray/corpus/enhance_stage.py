@@ -89,22 +89,9 @@ class EnhanceStage(Stage):
                 continue
             quality += q
             samples.append((u.key, flac, _sample_meta(u, item)))
-        outputs: dict[str, int] = {}
-        shard = shard_path(item["id"]) if samples else ""
-        if shard:
-            outputs[shard] = write_bytes(join(store.output_uri, shard), shard_bytes(samples))
-        rows, orphaned = assemble(utts, item["series"], item["id"], shard)
-        part = dialogues_part(item["id"]) if rows else ""
-        if part:
-            outputs[part] = write_bytes(join(store.output_uri, part), parquet_bytes(rows, DialogueTurn))
-        kept = [u for u in utts if not u.drop]
-        payload = Enhanced(
-            shard=shard, dialogues=part, keys=[k for k, _, _ in samples], failed=failed, quality=quality,
-            targets=target_stats(rows), drops=_count(u.drop for u in utts if u.drop), orphaned=orphaned,
-            rows=len(rows), kept_s=round(sum(u.end - u.start for u in kept), 3),
-            overlap_s=round(sum(u.overlap_s for u in kept), 3),
-        )
-        return Output(payload, audio_s=sum(c.size for c in clips) / rate, outputs=outputs)
+        output = finish_episode(utts, item["series"], item["id"], samples, failed, quality, store.output_uri)
+        output.audio_s = sum(c.size for c in clips) / rate
+        return output
 
     def _clip(self, u: PlannedUtterance, clip: np.ndarray, rate: int) -> tuple[bytes, list[dict]]:
         clean = self._enhancer.enhance(clip) if self._enhancer else clip
@@ -117,6 +104,28 @@ class EnhanceStage(Stage):
             quality.append({"key": u.key, "duration": u.end - u.start, "overlap_s": u.overlap_s,
                             **{f"{k}_before": v for k, v in b.items()}, **{f"{k}_after": v for k, v in a.items()}})
         return audio_io.encode_flac(resample(clean, rate, self.audio_rate), self.audio_rate), quality
+
+
+def finish_episode(utts: list[PlannedUtterance], series: str, episode_id: str, samples: list[tuple[str, bytes, dict]],
+                   failed: dict[str, str], quality: list[dict], output_uri: str) -> Output:
+    """Write an episode's shard and its part of ``dialogues.parquet``, and sum what the report
+    needs: everything the enhance stage does after the audio."""
+    outputs: dict[str, int] = {}
+    shard = shard_path(episode_id) if samples else ""
+    if shard:
+        outputs[shard] = write_bytes(join(output_uri, shard), shard_bytes(samples))
+    rows, orphaned = assemble(utts, series, episode_id, shard)
+    part = dialogues_part(episode_id) if rows else ""
+    if part:
+        outputs[part] = write_bytes(join(output_uri, part), parquet_bytes(rows, DialogueTurn))
+    kept = [u for u in utts if not u.drop]
+    payload = Enhanced(
+        shard=shard, dialogues=part, keys=[k for k, _, _ in samples], failed=failed, quality=quality,
+        targets=target_stats(rows), drops=_count(u.drop for u in utts if u.drop), orphaned=orphaned,
+        rows=len(rows), kept_s=round(sum(u.end - u.start for u in kept), 3),
+        overlap_s=round(sum(u.overlap_s for u in kept), 3),
+    )
+    return Output(payload, outputs=outputs)
 
 
 def _count(reasons) -> dict[str, int]:

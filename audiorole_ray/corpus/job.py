@@ -137,7 +137,7 @@ def resolve_targets(config: CorpusJobConfig, series: str, speakers: list[SeriesS
 
 
 @dataclass
-class _Linked:
+class Linked:
     """What linking leaves for the later passes: small, per episode or per series."""
 
     speakers: list[SeriesSpeaker] = field(default_factory=list)
@@ -170,7 +170,7 @@ def _run(config: CorpusJobConfig, episodes: list[Episode] | None, stop_after: st
     items = [{"id": e.episode_id, "uri": e.uri, "inputs": e.fingerprint} for e in episodes]
     p1 = run_pass(diarize, items, store, config.workers, config.local, keep=lambda m: m.hash)
     totals = Totals()
-    linked = _link(config, episodes, store, p1.done, totals)
+    linked = link_and_plan(config, episodes, store, p1.done, totals)
     wall["diarize_and_link"] = round(time.perf_counter() - t0, 2)
     errors: list[ErrorRecord] = list(p1.errors)
     failed = {e.episode_id for e in errors}
@@ -218,11 +218,11 @@ def _run(config: CorpusJobConfig, episodes: list[Episode] | None, stop_after: st
     return summary
 
 
-def _link(config: CorpusJobConfig, episodes: list[Episode], store: MarkerStore, diarized: dict[str, str],
-          totals: Totals) -> _Linked:
+def link_and_plan(config: CorpusJobConfig, episodes: list[Episode], store: MarkerStore, diarized: dict[str, str],
+                  totals: Totals) -> Linked:
     """Per series: link speakers, write RTTM, choose targets and test scenes, and build the
     transcribe items. One series' markers are in memory at a time."""
-    linked = _Linked()
+    linked = Linked()
     link = LinkConfig(config.link_threshold)
     for series, eps in groupby(sorted(episodes, key=lambda e: e.episode_id), key=lambda e: e.series):
         eps = [e for e in eps if e.episode_id in diarized]

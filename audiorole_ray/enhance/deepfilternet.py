@@ -48,13 +48,13 @@ def check_model_dir(model_dir: str | os.PathLike | None, epoch: str | int = "bes
     if not path.is_dir():
         raise MissingModelError(f"no DeepFilterNet model folder at {path}: the model folder must be {layout}")
     if not (path / "config.ini").is_file():
-        raise MissingModelError(f"{path} has no config.ini: model_dir must be {layout}")
+        raise MissingModelError(f"{path} has no config.ini: the model folder must be {layout}")
     cps = glob.glob(str(path / "checkpoints" / "model*.ckpt")) + glob.glob(str(path / "checkpoints" / "model*.ckpt.best"))
     if isinstance(epoch, int) and not isinstance(epoch, bool):
         cps = [c for c in cps if Path(c).name.split(".")[0].rsplit("_", 1)[-1] == str(epoch)]
     if not cps:
         raise MissingModelError(f"{path / 'checkpoints'} has no model checkpoint (model_<epoch>.ckpt[.best]"
-                                f"{f' for epoch {epoch}' if isinstance(epoch, int) else ''}): model_dir must be {layout}")
+                                f"{f' for epoch {epoch}' if isinstance(epoch, int) else ''}): the model folder must be {layout}")
     return path
 
 

@@ -46,8 +46,13 @@ def _protocol(uri: str) -> str:
     return uri.split("://", 1)[0] + "://" if "://" in uri else ""
 
 
+_LOCAL = LocalFileSystem()
+
+
 def filesystem(uri: str):
     """(fsspec filesystem, path) for ``uri``, with the storage timeouts applied to object stores."""
+    if "://" not in uri or uri.startswith("file://"):  # the common case, without fsspec's URL parsing
+        return _LOCAL, os.path.abspath(uri.removeprefix("file://"))
     options: dict[str, Any] = {}
     if uri.startswith(("s3://", "s3a://")):
         s = storage_settings()

@@ -60,22 +60,52 @@ def schema(cls: type) -> pa.Schema:
     return pa.schema([pa.field(n, t) for n, t in _fields(cls)])
 
 
+@lru_cache(maxsize=None)
+def _plain(tp) -> bool:
+    """Whether values of ``tp`` hold no record anywhere (so they pass through as they are)."""
+    tp, _ = _optional(tp)
+    if dataclasses.is_dataclass(tp):
+        return False
+    return all(_plain(a) for a in typing.get_args(tp) if a is not Ellipsis)
+
+
+@lru_cache(maxsize=None)
+def _plan(cls: type) -> tuple[tuple[str, Any, bool], ...]:
+    """(field name, type, plain) of a record class, for the converters below."""
+    hints = _hints(cls)
+    return tuple((f.name, hints[f.name], _plain(hints[f.name])) for f in dataclasses.fields(cls))
+
+
 def to_dict(obj) -> dict:
-    return dataclasses.asdict(obj)
+    """A record as plain data (JSON-able). Lists of plain values are shared, not copied: this is
+    for serialising, and markers hold lists of thousands of floats."""
+    return {name: getattr(obj, name) if plain else _plain_value(getattr(obj, name)) for name, _, plain in _plan(type(obj))}
+
+
+def _plain_value(value):
+    if dataclasses.is_dataclass(value):
+        return to_dict(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain_value(v) for k, v in value.items()}
+    return value
 
 
 def from_dict(cls: type[T], data: dict) -> T:
     """Build a record (nested records, lists and dicts of records included) from plain data.
     Keys the class does not have are ignored, so older markers with extra fields still load."""
-    hints = _hints(cls)
-    kwargs = {f.name: _value(hints[f.name], data[f.name]) for f in dataclasses.fields(cls) if f.name in data}
-    return cls(**kwargs)
+    return cls(**{name: value if plain else _value(tp, value)
+                  for name, tp, plain in _plan(cls) if (value := data.get(name, _MISSING)) is not _MISSING})
+
+
+_MISSING = object()
 
 
 def _value(tp, value):
     tp, _ = _optional(tp)
-    if value is None:
-        return None
+    if value is None or _plain(tp):
+        return value
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value)
     origin, args = typing.get_origin(tp), typing.get_args(tp)
