@@ -14,6 +14,10 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 start=$(date +%s)
 step() { echo; echo "== $* ($(( $(date +%s) - start )) s)"; }
 have() { [ -f "jobs/$1" ]; }
+failed=()
+# a failed training step is reported and the steps that need it are skipped; the evaluation of
+# the corpus's own answers still runs, and the demo exits non-zero at the end
+run() { "$@" || { echo "!! failed: $*"; failed+=("$(basename "$2")"); return 1; }; }
 
 step "1/5 corpus from the bundled sample -> $OUT/corpus"
 # a larger test share than the default so that every main character has test exchanges
@@ -21,25 +25,26 @@ $PY jobs/build_corpus.py --output "$OUT/corpus" --test-fraction 0.3 --seed 1
 
 systems=(--system reference --system copy-input)
 skipped=()
+tokens=0 lm=0 decoder=0
 if have tokenize_corpus.py; then
   step "2/5 speech tokens (whisper-units, embedded)"
-  $PY jobs/tokenize_corpus.py --corpus "$OUT/corpus"
+  run $PY jobs/tokenize_corpus.py --corpus "$OUT/corpus" && tokens=1
 else skipped+=(tokenize_corpus.py); fi
-if have train_lm.py && have tokenize_corpus.py; then
+if have train_lm.py && [ $tokens = 1 ]; then
   step "3/5 tiny LM for $TARGET (Ray Train + ColossalAI DDP on CPU)"
-  $PY jobs/train_lm.py --corpus "$OUT/corpus" --target "$TARGET" --model tiny --output "$OUT/model" --epochs "${LM_EPOCHS:-3}"
+  run $PY jobs/train_lm.py --corpus "$OUT/corpus" --target "$TARGET" --model tiny --output "$OUT/model" --epochs "${LM_EPOCHS:-3}" && lm=1
 else skipped+=(train_lm.py); fi
-if have train_decoder.py && have train_lm.py; then
+if have train_decoder.py && [ $tokens = 1 ]; then
   step "3/5 tiny decoder for $TARGET"
-  $PY jobs/train_decoder.py --corpus "$OUT/corpus" --target "$TARGET" --output "$OUT/model"
+  run $PY jobs/train_decoder.py --corpus "$OUT/corpus" --target "$TARGET" --output "$OUT/model" && decoder=1
 else skipped+=(train_decoder.py); fi
-if have respond.py && have train_decoder.py && have train_lm.py; then
+if have respond.py && [ $lm = 1 ] && [ $decoder = 1 ]; then
   # the evaluation pass itself asks the model (arp:MODEL) for each test answer
   step "4/5 the trained model answers $TARGET's test turns inside the evaluation pass"
   systems+=(--system "arp=arp:$OUT/model" --character "$TARGET")
 else skipped+=(respond.py); fi
 if [ ${#skipped[@]} -gt 0 ]; then
-  step "not in this checkout yet, skipped: ${skipped[*]} (no trained-model row in the report)"
+  step "skipped (not in this checkout yet, or an earlier step failed): ${skipped[*]} (no trained-model row in the report)"
 fi
 
 judge=()
@@ -57,3 +62,4 @@ step "5/5 ARP-Eval"
 $PY jobs/evaluate.py --corpus "$OUT/corpus" --output "$OUT/eval" "${systems[@]}" "${judge[@]}"
 echo
 echo "demo finished in $(( $(date +%s) - start )) s: $OUT/eval/report.md, report.png"
+if [ ${#failed[@]} -gt 0 ]; then echo "!! steps that failed: ${failed[*]}"; exit 1; fi
