@@ -101,6 +101,7 @@ def test_evaluate_job_with_every_local_system_kind(tmp_path):
         assert "Counts" in report and "the paper's CP: `cp`" in report and "audio hearing checked by a probe" in report
 
         # nothing of the key anywhere: outputs, the job's output, Ray's logs
+        assert list(ray_tmp.rglob("session_*/logs/*")), "Ray's logs were not written under RAY_TMPDIR"
         texts = [proc.stdout, proc.stderr]
         for root in (out, ray_tmp):
             for f in root.rglob("*"):
