@@ -5,48 +5,44 @@
     python jobs/tokenize_corpus.py --corpus OUT --tokenizer glm4voice \\
         --tokenizer-model /models/glm-4-voice-tokenizer --tokenizer-repo /src/GLM-4-Voice --gpus-per-worker 1
 
-Writes OUT/tokens/<tokenizer>/: shards/*.parquet (one row per clip: audio_key, tokens,
-frame_rate, n_tokens), errors.parquet, tokenizer.json (what the LM trainer reads: vocab_size,
-frame_rate, codebook hash) and, for whisper-units, codebook.npz. Re-running resumes per shard.
+Writes OUT/tokens/<tokenizer>/: shards/<series>/<stem>.parquet (one row per clip: audio_key,
+tokens, frame_rate, n_tokens), errors.parquet, tokenizer.json (what the LM trainer reads:
+vocab_size, frame_rate, codebook hash) and, for whisper-units, codebook.npz. Re-running the
+same command resumes per shard.
 
-whisper-units (default, offline) is a k-means unit tokenizer over Whisper tiny.en encoder
-frames, for exercising and sizing the pipeline; its codes are not GLM-4-Voice's. Its codebook
-is fitted on the corpus's training split on the first run (or with --fit-codebook).
+whisper-units (the default; offline) is a k-means unit tokenizer over Whisper tiny.en encoder
+frames, for exercising and sizing the pipeline: its codes are not GLM-4-Voice's. Its codebook is
+fitted on the corpus's training split on the first run, or again with --fit-codebook.
 """
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
 from audiorole_ray import registry  # noqa: E402
+from audiorole_ray.cli import add_common_args, apply_common_args, init_ray, run_main  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--corpus", required=True, help="a corpus built by jobs/build_corpus.py (folder or s3:// URI)")
-    p.add_argument("--tokenizer", default="whisper-units", choices=registry.names("tokenizer"),
-                   help=f"speech tokenizer: {registry.help_text('tokenizer')}")
-    p.add_argument("--tokenizer-model", help="local weights: a glm-4-voice-tokenizer folder (glm4voice), or a CTranslate2 "
+    g = p.add_argument_group("tokenizer (local weights only; nothing is downloaded)")
+    g.add_argument("--tokenizer", default="whisper-units", choices=registry.names("tokenizer"), help=registry.help_text("tokenizer"))
+    g.add_argument("--tokenizer-model", help="local weights: the glm-4-voice-tokenizer folder (glm4voice), or a CTranslate2 "
                    "Whisper folder (whisper-units; default: the embedded tiny.en)")
-    p.add_argument("--tokenizer-repo", help="glm4voice: a local checkout of THUDM/GLM-4-Voice (its speech_tokenizer/ code)")
-    p.add_argument("--batch-size", type=int, default=32, help="glm4voice: 30 s pieces per forward pass (default 32)")
-    p.add_argument("--workers", type=int, default=2, help="tokenizer actors (default 2)")
-    p.add_argument("--cpus-per-worker", type=float, default=1.0)
-    p.add_argument("--gpus-per-worker", type=float, default=0.0, help="e.g. 1 (or 0.5 to pack two) on GPU nodes")
+    g.add_argument("--tokenizer-repo", help="glm4voice: a local checkout of THUDM/GLM-4-Voice (its speech_tokenizer/ code)")
+    g.add_argument("--batch-size", type=int, default=32, help="glm4voice: 30 s pieces per forward pass (default 32)")
     g = p.add_argument_group("whisper-units codebook")
-    g.add_argument("--fit-codebook", action="store_true", help="(re)fit the codebook on the training split; "
-                   "done anyway when the corpus has none. A new codebook redoes every shard's tokens")
-    g.add_argument("--codebook", help="use this codebook.npz (e.g. one fitted on another corpus) instead")
+    g.add_argument("--fit-codebook", action="store_true", help="(re)fit the codebook on the training split (done anyway "
+                   "when the corpus has none); a new codebook redoes every shard's tokens")
+    g.add_argument("--codebook", help="tokenize with this codebook.npz (e.g. one fitted on another corpus)")
     g.add_argument("--codebook-size", type=int, default=256, help="number of speech codes (default 256)")
     g.add_argument("--fit-hours", type=float, default=1.0, help="training audio to fit on, at most (default 1 h)")
     g.add_argument("--seed", type=int, default=0, help="seed of the codebook fit (default 0)")
-    p.add_argument("--address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
-    p.add_argument("-v", "--verbose", action="store_true")
+    add_common_args(p)
     return p.parse_args(argv)
 
 
@@ -63,28 +59,24 @@ def make_config(args):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    env = apply_common_args(args)
 
-    from audiorole_ray.errors import AudioRoleError
+    from audiorole_ray.io.storage import check_writable
+    from audiorole_ray.pipeline.lock import OutputLock
     from audiorole_ray.tokens.job import check, run
 
-    try:
-        config = make_config(args)
-        clips = check(config)  # a wrong corpus or model folder stops here, before Ray starts
-    except AudioRoleError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    # everything that can be checked is checked before Ray starts
+    config = make_config(args)
+    clips = check(config)
+    check_writable(config.output)
+    with OutputLock(config.output):
+        init_ray(args, env, cpus=config.cpus_per_worker, gpus=config.gpus_per_worker)
+        import ray
 
-    import ray
-
-    ray.init(address=args.address, logging_level=logging.WARNING, log_to_driver=args.verbose)
-    try:
-        summary = run(config, clips)
-    except AudioRoleError as exc:  # e.g. too little training audio for the codebook size
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        ray.shutdown()
+        try:
+            summary = run(config, clips)
+        finally:
+            ray.shutdown()
     print(format_summary(summary))
     return 1 if summary["tokenized"] == 0 else 0
 
@@ -101,13 +93,13 @@ def format_summary(s: dict) -> str:
         lines.append(f"  codebook fitted on {fit['frames']} frames of {fit['clips']} training clips in {fit['wall_s']} s")
     lines += [
         f"  clips {s['tokenized']}/{s['clips']} tokenized, errors {s['errors']} (errors.parquet)",
-        f"  shards {s['shards']} ({s['shards_resumed']} resumed from an earlier run)",
+        f"  shards {s['shards']} ({s['shards_resumed']} resumed from an earlier run, {s['shards_failed']} failed)",
     ]
     if s.get("x_real_time"):
-        lines.append(f"  tokenized {s['pass_audio_s']} s of audio in {s['pass_s']} s: {s['x_real_time']}x real time")
+        lines.append(f"  tokenize pass: {s['worker_audio_s']} s of audio in {s['pass_s']} s, {s['x_real_time']}x real time")
     lines.append(f"  wall {s['wall_s']} s")
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -126,14 +126,19 @@ def fit_codebook(frames: np.ndarray, k: int, seed: int = 0, iterations: int = 50
 
 def _kmeans_pp(z: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     c = np.empty((k, z.shape[1]))
+    z_sq = (z * z).sum(1)
+
+    def dist(v):  # squared distances of every frame to v, through one matrix-vector product
+        return np.maximum(z_sq - 2.0 * (z @ v) + v @ v, 0.0)
+
     c[0] = z[rng.integers(len(z))]
-    d2 = ((z - c[0]) ** 2).sum(1)
+    d2 = dist(c[0])
     for j in range(1, k):
         total = d2.sum()
         # all remaining frames coincide with a centroid: take any (duplicates are re-seeded later)
         i = rng.choice(len(z), p=d2 / total) if total > 0 else int(rng.integers(len(z)))
         c[j] = z[i]
-        d2 = np.minimum(d2, ((z - c[j]) ** 2).sum(1))
+        d2 = np.minimum(d2, dist(c[j]))
     return c
 
 

@@ -66,8 +66,10 @@ def import_encoder_class(repo: str | Path | None):
                 f"the glm4voice tokenizer needs GLM-4-Voice's code ({MODULE} is not importable): clone "
                 f"https://github.com/THUDM/GLM-4-Voice on the worker image and give its folder as --tokenizer-repo (see {DOC})"
             ) from exc
+        hint = " (GLM-4-Voice's code is written for transformers 4.44: its requirements.txt pins transformers==4.44.1)" \
+            if missing.startswith("transformers") else ""
         raise MissingDependencyError(
-            f"GLM-4-Voice's {MODULE} imports {missing or 'a module'} which is not installed: install GLM-4-Voice's "
+            f"GLM-4-Voice's {MODULE} imports {missing or 'a module'} which is not installed{hint}: install GLM-4-Voice's "
             f"requirements.txt on the worker image (see {DOC}); error: {exc}"
         ) from exc
     if not hasattr(module, "WhisperVQEncoder"):
@@ -116,10 +118,8 @@ class Glm4VoiceTokenizer(SpeechTokenizer):
         return SAMPLE_RATE / self._samples_per_token()
 
     def _samples_per_token(self) -> int:
-        hop = 160
-        pre = self.model and Path(self.model, "preprocessor_config.json")
-        if pre and pre.is_file():
-            hop = int(json.loads(pre.read_text()).get("hop_length", hop))
+        self.config()  # checks the folder, preprocessor_config.json included
+        hop = int(json.loads(Path(self.model, "preprocessor_config.json").read_text()).get("hop_length", 160))
         return hop * 2 * int(self.config().get("pooling_kernel_size") or 1)
 
     def load(self) -> None:

@@ -1,17 +1,17 @@
-"""The tokenize job: every clip of a corpus to speech tokens, one Ray Data pass over its shards.
+"""The tokenize job: every clip of a corpus to speech tokens, one resumable Ray Data pass over
+its shards (:func:`audiorole_ray.pipeline.runner.run_pass`).
 
 Outputs under ``OUT/tokens/<tokenizer>/``:
 
-- ``shards/<shard>.parquet``: one row per clip (audio_key, audio_path, tokens, frame_rate,
-  n_tokens, duration), written per shard; a re-run skips shards already written with the same
-  settings (their hash is in the file) and without failed clips;
-- ``errors.parquet``: clips that could not be tokenized, with the reason;
-- ``codebook.npz``: the whisper-units codebook (fitted on the corpus's training split);
-- ``tokenizer.json``: name, frame_rate, vocab_size, codebook hash, model, settings hash and the
-  coverage of the last run; written last, so readers see a consistent set.
-
-The runner the lead is building (``pipeline/runner.py::run_pass``) will take over markers and
-resume; until it lands, :func:`run_items` is a direct ``map_batches`` over shard items.
+- ``shards/<series>/<stem>.parquet``: one row per clip (audio_key, audio_path, tokens,
+  frame_rate, n_tokens, duration), one file per corpus shard;
+- ``errors.parquet``: shards and clips that could not be tokenized, with the reason;
+- ``codebook.npz`` (whisper-units): the codebook, fitted on the corpus's training split from the
+  encoder frames kept in ``fit-frames/``;
+- ``tokenizer.json``: name, frame_rate, vocab_size, codebook hash, model, the settings
+  fingerprint the token files carry, and the coverage of the last run; written last;
+- ``_state/``: the runner's completion markers (a re-run redoes only shards whose marker is
+  missing or was made with other settings, e.g. another codebook) and the output lock.
 """
 from __future__ import annotations
 
@@ -19,27 +19,28 @@ import hashlib
 import io
 import json
 import logging
-import pickle
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from audiorole_ray import registry
 from audiorole_ray.corpus.reader import read_dialogues
 from audiorole_ray.errors import ConfigError
-from audiorole_ray.io.storage import join, write_json
-from audiorole_ray.io.tables import write_parquet
+from audiorole_ray.io.storage import exists, join, list_files, read_bytes, remove, write_json
+from audiorole_ray.io.tables import write_table
+from audiorole_ray.pipeline.lock import OutputLock
+from audiorole_ray.pipeline.runner import fingerprint, run_pass
+from audiorole_ray.pipeline.state import MarkerStore
+from audiorole_ray.records import ErrorRecord
 from audiorole_ray.tokens.codebook import CODEBOOK_FILE, fit_codebook, load_codebook
 from audiorole_ray.tokens.reader import TOKENIZER_FILE, tokens_uri
-from audiorole_ray.tokens.shards import STAGE, EncodeShard, TokenizeShard, make_tokenizer, read_shard_meta, settings_hash, shard_tokens_uri
+from audiorole_ray.tokens.stage import FIT_FRAMES, SHARDS, EncodeStage, TokenizeStage, shard_id
 
 log = logging.getLogger("audiorole_ray")
-
-ERRORS_SCHEMA = pa.schema([("audio_path", pa.string()), ("audio_key", pa.string()), ("stage", pa.string()), ("error", pa.string())])
 
 
 @dataclass
@@ -60,15 +61,23 @@ class TokenizeConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
-        registry.get("tokenizer", self.tokenizer)  # ConfigError naming the choices
-        if self.workers < 1:
-            raise ConfigError(f"--workers must be >= 1, got {self.workers}")
-        if self.gpus_per_worker < 0 or self.cpus_per_worker <= 0:
-            raise ConfigError("--cpus-per-worker must be > 0 and --gpus-per-worker >= 0")
-        if self.fit_hours <= 0:
-            raise ConfigError(f"--fit-hours must be > 0, got {self.fit_hours}")
-        units = self.tokenizer == "whisper-units"
-        if not units and (self.codebook or self.fit_codebook):
+        if "://" not in self.corpus:
+            self.corpus = os.path.abspath(self.corpus)
+        backend = registry.get("tokenizer", self.tokenizer)  # ConfigError naming the choices
+        if not backend.embedded and not self.model:
+            raise ConfigError(f"--tokenizer {self.tokenizer} needs --tokenizer-model DIR: {backend.model}")
+        checks = [
+            (self.workers >= 1, f"--workers must be >= 1, got {self.workers}"),
+            (self.cpus_per_worker > 0, f"--cpus-per-worker must be > 0, got {self.cpus_per_worker}"),
+            (self.gpus_per_worker >= 0, f"--gpus-per-worker must be >= 0, got {self.gpus_per_worker}"),
+            (self.fit_hours > 0, f"--fit-hours must be > 0, got {self.fit_hours}"),
+            (self.codebook_size >= 2, f"--codebook-size must be at least 2, got {self.codebook_size}"),
+            (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        if self.tokenizer != "whisper-units" and (self.codebook or self.fit_codebook):
             raise ConfigError(f"--codebook and --fit-codebook are for the whisper-units tokenizer, not {self.tokenizer!r}")
         if self.codebook and self.fit_codebook:
             raise ConfigError("give --codebook PATH (use that codebook) or --fit-codebook (fit a new one), not both")
@@ -79,20 +88,39 @@ class TokenizeConfig:
     def output(self) -> str:
         return tokens_uri(self.corpus, self.tokenizer)
 
+    @property
+    def device(self) -> str:
+        """The device the workers will use, for the settings the driver hashes."""
+        return "cuda" if self.gpus_per_worker > 0 else "cpu"
+
+    def backend_options(self, codebook: str | None = None) -> dict:
+        opts = dict(self.options)
+        if self.tokenizer == "whisper-units":
+            opts["codebook"] = codebook
+        if self.tokenizer == "glm4voice":
+            opts.update(repo=self.repo, batch_size=self.batch_size)
+        return opts
+
 
 # ----------------------------------------------------------------------------- work items
 
 def clip_table(corpus: str) -> pd.DataFrame:
-    """One row per clip of the corpus (a clip appears in several dialogue rows)."""
+    """One row per clip of the corpus (a clip is used by several dialogue rows)."""
     d = read_dialogues(corpus, columns=["audio_key", "audio_path", "duration", "split"])
-    # a clip is in the training split when any row using it is (splits are by scene, so all agree)
     return d.sort_values(["audio_path", "audio_key"]).drop_duplicates("audio_key").reset_index(drop=True)
 
 
-def shard_items(clips: pd.DataFrame) -> list[dict]:
-    """One work item per shard: its path and the keys expected in it, sorted."""
-    return [{"audio_path": path, "keys": sorted(g.audio_key), "audio_s": float(g.duration.sum())}
-            for path, g in clips.groupby("audio_path", sort=True)]
+def shard_items(corpus: str, clips: pd.DataFrame) -> list[dict]:
+    """One runner item per shard: its path and the keys expected in it. ``inputs`` is the shard
+    file's size and the keys, so a rebuilt shard or another choice of clips redoes the item."""
+    sizes = list_files(join(corpus, "audio"))
+    items = []
+    for path, g in clips.groupby("audio_path", sort=True):
+        keys = sorted(g.audio_key)
+        size = sizes.get(path[len("audio/"):]) if path.startswith("audio/") else None
+        items.append({"id": shard_id(path), "uri": join(corpus, path), "audio_path": path, "keys": json.dumps(keys),
+                      "inputs": fingerprint(size, keys), "audio_s": float(g.duration.sum())})
+    return items
 
 
 def fit_selection(clips: pd.DataFrame, hours: float, seed: int) -> pd.DataFrame:
@@ -107,156 +135,120 @@ def fit_selection(clips: pd.DataFrame, hours: float, seed: int) -> pd.DataFrame:
     return train[keep].drop(columns="_rank")
 
 
-# ----------------------------------------------------------------------------- Ray pass
-
-class _Worker:
-    """Callable class for ``map_batches``: one stage object per actor, set up once. A failing
-    item comes back as an error payload and never stops the pass."""
-
-    stage: Any
-
-    def __init__(self):
-        self.stage.setup()
-
-    def __call__(self, batch: dict) -> dict:
-        out = []
-        for raw in batch["item"]:
-            item = json.loads(raw)
-            try:
-                payload = self.stage.process_item(item)
-            except Exception as exc:  # noqa: BLE001 - the shard is recorded as failed, the pass goes on
-                payload = {"audio_path": item["audio_path"], "error": f"{type(exc).__name__}: {exc}"}
-            out.append(pickle.dumps(payload))
-        return {"payload": np.array(out, dtype=object)}
-
-
-def run_items(stage, items: list[dict], workers: int, name: str) -> list[dict]:
-    """Run ``stage.process_item`` over ``items`` in a pool of ``workers`` Ray actors."""
-    if not items:
-        return []
-    import ray
-    from ray.data import ActorPoolStrategy
-
-    ds = ray.data.from_items([{"item": json.dumps(i)} for i in items], override_num_blocks=len(items))
-    actor = type(name, (_Worker,), {"stage": stage})
-    ds = ds.map_batches(actor, batch_size=1, batch_format="numpy", compute=ActorPoolStrategy(size=min(workers, len(items))),
-                        num_cpus=stage.num_cpus, num_gpus=stage.num_gpus)
-    return [pickle.loads(r["payload"]) for r in ds.take_all()]
-
-
 # ----------------------------------------------------------------------------- codebook
 
-def prepare_codebook(config: TokenizeConfig, clips: pd.DataFrame) -> tuple[str, dict]:
-    """The codebook path to tokenize with, fitting one first when asked or when none exists."""
+def prepare_codebook(config: TokenizeConfig, clips: pd.DataFrame, store: MarkerStore, local: bool) -> tuple[str, dict]:
+    """The codebook to tokenize with: ``--codebook``, the corpus's own, or a new one fitted on the
+    training split (when asked, or when the corpus has none)."""
     if config.codebook:
         load_codebook(config.codebook)  # fail now on a wrong path or a corrupt file
         return config.codebook, {"fitted": False}
     path = join(config.output, CODEBOOK_FILE)
-    from fsspec.core import url_to_fs
-
-    fs, p = url_to_fs(path)
-    if fs.exists(p) and not config.fit_codebook:
+    if exists(path) and not config.fit_codebook:
         return path, {"fitted": False}
     t = time.perf_counter()
     chosen = fit_selection(clips, config.fit_hours, config.seed)
-    stage = EncodeShard(corpus=config.corpus, model=config.model, num_cpus=config.cpus_per_worker, num_gpus=config.gpus_per_worker)
-    payloads = run_items(stage, shard_items(chosen), config.workers, "EncodeForCodebook")
-    frames, skipped = {}, 0
-    for p_ in payloads:
-        if "error" in p_:
-            skipped += 1
-            log.warning("codebook: shard %s skipped: %s", p_["audio_path"], p_["error"])
-            continue
-        with np.load(io.BytesIO(p_["frames"])) as z:
-            frames.update({k: z[k] for k in z.files})
-        skipped += len(p_["failed"])
+    stage = EncodeStage(num_cpus=config.cpus_per_worker, num_gpus=config.gpus_per_worker, corpus=config.corpus, model=config.model)
+    items = shard_items(config.corpus, chosen)
+    result = run_pass(stage, items, store, config.workers, local=local, keep=lambda m: list(m.outputs))
+    frames: dict[str, np.ndarray] = {}
+    for item_id in sorted(result.done):
+        for rel in result.done[item_id]:
+            with np.load(io.BytesIO(read_bytes(join(config.output, rel)))) as z:
+                frames.update({k: z[k] for k in z.files})
+    _prune(config.output, FIT_FRAMES, {rel for outs in result.done.values() for rel in outs})
     # the fit sees frames in key order, whatever order the workers finished in
     stacked = np.concatenate([frames[k] for k in sorted(frames)]) if frames else np.zeros((0, 0), np.float32)
     book = fit_codebook(stacked, config.codebook_size, config.seed, meta={
-        "clips": len(frames), "train_audio_s": float(chosen.duration.sum()), "fit_hours": config.fit_hours,
-        "model": config.model or "embedded"})
+        "clips": len(frames), "train_audio_s": round(float(chosen.duration.sum()), 3), "fit_hours": config.fit_hours,
+        "model": config.model or "embedded", "corpus": config.corpus})
     book.save(path)
-    info = {"fitted": True, "clips": len(frames), "frames": int(len(stacked)), "skipped": skipped,
-            "wall_s": round(time.perf_counter() - t, 2), "hash": book.hash}
+    info = {"fitted": True, "clips": len(frames), "frames": int(len(stacked)), "shards_failed": len(result.errors),
+            "encode_resumed": result.resumed, "wall_s": round(time.perf_counter() - t, 2), "hash": book.hash}
     log.info("codebook fitted: %s", info)
     return path, info
 
 
 # ----------------------------------------------------------------------------- the job
 
-def backend_options(config: TokenizeConfig, codebook: str | None) -> dict:
-    opts = dict(config.options)
-    if config.tokenizer == "whisper-units":
-        opts["codebook"] = codebook
-    if config.tokenizer == "glm4voice":
-        opts.update(repo=config.repo, batch_size=config.batch_size)
-    return opts
-
-
 def check(config: TokenizeConfig) -> pd.DataFrame:
-    """Everything that can be checked before Ray starts: the corpus and the model folder."""
+    """Everything that can be checked before Ray starts: the corpus, the model folder, the codebook."""
     clips = clip_table(config.corpus)
     if clips.empty:
         raise ConfigError(f"{config.corpus} has no clips in dialogues.parquet")
-    if config.tokenizer != "whisper-units":
-        make_tokenizer(config.tokenizer, config.model, backend_options(config, None), "cpu").describe()
+    if config.tokenizer == "whisper-units":
+        if config.codebook:
+            load_codebook(config.codebook)
+        from audiorole_ray.tokens.whisper_units import WhisperUnits
+
+        WhisperUnits(model=config.model).model_dir()
+    else:
+        registry.create("tokenizer", config.tokenizer, model=config.model, **config.backend_options()).describe()
     return clips
 
 
-def run(config: TokenizeConfig, clips: pd.DataFrame | None = None) -> dict:
+def make_stage(config: TokenizeConfig, codebook: str | None) -> tuple[TokenizeStage, dict]:
+    """The stage, and the backend's description (tokenizer.json), from a backend made (not
+    loaded) in the driver."""
+    options = config.backend_options(codebook)
+    backend = registry.create("tokenizer", config.tokenizer, model=config.model, device=config.device, **options)
+    gpus = config.gpus_per_worker if registry.get("tokenizer", config.tokenizer).gpu else 0.0
+    stage = TokenizeStage(num_cpus=config.cpus_per_worker, num_gpus=gpus, corpus=config.corpus, tokenizer=config.tokenizer,
+                          model=config.model, options=options, backend_settings=backend.settings())
+    return stage, backend.describe()
+
+
+def run(config: TokenizeConfig, clips: pd.DataFrame | None = None, local: bool = False) -> dict:
+    """Tokenize (or resume tokenizing) the corpus; Ray is initialised by the caller, or ``local``
+    runs every item in this process (tests, small corpora)."""
+    with OutputLock(config.output):
+        return _run(config, clip_table(config.corpus) if clips is None else clips, local)
+
+
+def _run(config: TokenizeConfig, clips: pd.DataFrame, local: bool) -> dict:
     t0 = time.perf_counter()
-    clips = check(config) if clips is None else clips
+    store = MarkerStore(join(config.output, "_state"))
     codebook, fit = (None, {})
     if config.tokenizer == "whisper-units":
-        codebook, fit = prepare_codebook(config, clips)
-    options = backend_options(config, codebook)
-    backend = make_tokenizer(config.tokenizer, config.model, options, "cpu")  # not loaded: describes settings
-    settings = settings_hash(backend.settings())
-    items = shard_items(clips)
-    todo = [i for i in items if not _done(config.output, i, settings)]
-    log.info("%d shards, %d already tokenized, %d to do", len(items), len(items) - len(todo), len(todo))
-    stage = TokenizeShard(corpus=config.corpus, tokens_uri=config.output, tokenizer=config.tokenizer, model=config.model,
-                          options=options, num_cpus=config.cpus_per_worker, num_gpus=config.gpus_per_worker)
-    t_pass = time.perf_counter()
-    payloads = run_items(stage, todo, config.workers, "Tokenize")
-    pass_s = time.perf_counter() - t_pass
-    summary = finalize(config, clips, items, {p["audio_path"]: p for p in payloads}, settings, backend.describe())
-    audio_s = sum(p.get("audio_s", 0.0) for p in payloads)
-    summary.update(shards=len(items), shards_resumed=len(items) - len(todo), codebook_fit=fit, pass_s=round(pass_s, 2),
-                   pass_audio_s=round(audio_s, 2), x_real_time=round(audio_s / pass_s, 1) if audio_s else None,
-                   wall_s=round(time.perf_counter() - t0, 2))
+        codebook, fit = prepare_codebook(config, clips, store, local)
+    stage, describe = make_stage(config, codebook)
+    items = shard_items(config.corpus, clips)
+    by_id = {i["id"]: i for i in items}
+    result = run_pass(stage, items, store, config.workers, local=local, keep=lambda m: (m.payload, m.audio_s, m.wall_s))
+    errors = list(result.errors)
+    tokenized = audio_s = work_s = cpu_s = 0.0
+    for item_id, (payload, a_s, w_s) in sorted(result.done.items()):
+        tokenized += payload["clips"]
+        audio_s, work_s, cpu_s = audio_s + a_s, work_s + w_s, cpu_s + payload.get("cpu_s", 0.0)
+        errors += [ErrorRecord(by_id[item_id]["uri"], item_id, stage.name, f"{key}: {why}") for key, why in sorted(payload["failed"].items())]
+    # clips of shards that failed as a whole are listed with the shard's error
+    whole = {e.episode_id for e in result.errors}
+    errors += [ErrorRecord(by_id[i]["uri"], i, stage.name, f"{k}: shard not tokenized") for i in sorted(whole)
+               for k in json.loads(by_id[i]["keys"])]
+    removed = _prune(config.output, SHARDS, {f"{SHARDS}/{i}.parquet" for i in result.done})
+    write_table(join(config.output, "errors.parquet"), errors, ErrorRecord)
+    settings = fingerprint(stage.settings())
+    info = {**describe, "settings": settings, "corpus": config.corpus, "clips": int(len(clips)), "tokenized": int(tokenized),
+            "errors": int(len(clips) - tokenized)}
+    if info.get("codebook") and str(info["codebook"]).startswith(config.output):
+        info["codebook"] = CODEBOOK_FILE  # beside tokenizer.json: keeps the folder relocatable
+    write_json(join(config.output, TOKENIZER_FILE), info)
+    summary = {"output": config.output, "tokenizer": describe["name"], "vocab_size": describe["vocab_size"],
+               "frame_rate": describe["frame_rate"], "codebook_hash": describe.get("codebook_hash"), "clips": int(len(clips)),
+               "tokenized": int(tokenized), "errors": len(errors), "shards": len(items), "shards_resumed": result.resumed,
+               "shards_failed": len(whole), "outputs_removed": removed, "codebook_fit": fit,
+               "audio_s": round(float(clips.duration.sum()), 2), "pass_s": result.wall_s,
+               "worker_audio_s": round(audio_s, 2), "worker_s": round(work_s, 2), "worker_cpu_s": round(cpu_s, 2),
+               "wall_s": round(time.perf_counter() - t0, 2)}
+    # throughput of a pass that did every shard (start-up of the actors included)
+    summary["x_real_time"] = round(audio_s / result.wall_s, 1) if result.resumed == 0 and result.wall_s else None
     write_json(join(config.output, "summary.json"), summary)
     return summary
 
 
-def _done(output: str, item: dict, settings: str) -> bool:
-    meta = read_shard_meta(shard_tokens_uri(output, item["audio_path"]))
-    return bool(meta) and meta["settings"] == settings and not meta["failed"] and set(item["keys"]) <= set(meta["keys"])
-
-
-def finalize(config: TokenizeConfig, clips: pd.DataFrame, items: list[dict], payloads: dict[str, dict],
-             settings: str, describe: dict) -> dict:
-    """Errors table and tokenizer.json from every shard's file (this run's and earlier ones'),
-    so nothing is lost or counted twice on a resumed run."""
-    errors, tokenized = [], 0
-    for item in items:
-        meta = read_shard_meta(shard_tokens_uri(config.output, item["audio_path"]))
-        if meta is None or meta["settings"] != settings:
-            why = payloads.get(item["audio_path"], {}).get("error", "shard not tokenized")
-            errors += [{"audio_path": item["audio_path"], "audio_key": k, "stage": STAGE, "error": why} for k in item["keys"]]
-            continue
-        have = set(meta["keys"])
-        tokenized += len(have & set(item["keys"]))
-        for k in item["keys"]:
-            if k not in have:
-                why = meta["failed"].get(k, "not in the shard's token file")
-                errors.append({"audio_path": item["audio_path"], "audio_key": k, "stage": STAGE, "error": why})
-    write_parquet(join(config.output, "errors.parquet"), errors, ERRORS_SCHEMA)
-    info = {**describe, "settings": settings, "corpus": config.corpus, "clips": int(len(clips)), "tokenized": tokenized,
-            "errors": len(errors)}
-    if info.get("codebook") and str(info["codebook"]).startswith(config.output):
-        info["codebook"] = CODEBOOK_FILE  # beside tokenizer.json: keep the folder relocatable
-    write_json(join(config.output, TOKENIZER_FILE), info)
-    return {"output": config.output, "tokenizer": describe["name"], "vocab_size": describe["vocab_size"],
-            "frame_rate": describe["frame_rate"], "codebook_hash": describe.get("codebook_hash"), "clips": int(len(clips)),
-            "tokenized": tokenized, "errors": len(errors), "audio_s": round(float(clips.duration.sum()), 2)}
+def _prune(output: str, folder: str, expected: set[str]) -> int:
+    """Remove files under ``folder`` that the current corpus does not make (shards no longer in
+    it, temp files of a killed run), so readers never see them."""
+    stale = [join(output, folder, rel) for rel in list_files(join(output, folder)) if f"{folder}/{rel}" not in expected]
+    remove(stale)
+    return len(stale)
