@@ -15,6 +15,7 @@ from fsspec.core import url_to_fs
 
 from audiorole_ray.errors import InputError
 from audiorole_ray.io.storage import join, read_json
+from audiorole_ray.tokens.shards import file_settings
 
 TOKENIZER_FILE = "tokenizer.json"
 
@@ -43,7 +44,7 @@ def read_tokens(corpus: str, tokenizer: str, keys: Iterable[str] | None = None) 
     for path in sorted(p for p in fs.find(root) if p.endswith(".parquet")):
         with fs.open(path, "rb") as f:
             table = pq.read_table(f)
-        if (table.schema.metadata or {}).get(b"audiorole.settings", b"").decode() == info["settings"]:
+        if file_settings(table) == info["settings"]:
             tables.append(table.replace_schema_metadata(None))
     if not tables:
         raise InputError(f"no token files of the current {tokenizer!r} settings under {corpus!r}: re-run jobs/tokenize_corpus.py")

@@ -9,7 +9,8 @@ An item is one shard and the clip keys ``dialogues.parquet`` expects in it::
 Items carry the shard's path, never audio: the worker reads the shard and decodes its FLAC.
 
 - :class:`TokenizeStage` writes the shard's tokens as one Parquet file, ``shards/<id>.parquet``
-  (one row per clip) under the tokens folder; clips that fail are in its marker's payload.
+  (one row per clip, see :mod:`audiorole_ray.tokens.shards`) under the tokens folder; clips that
+  fail are in its marker's payload.
 - :class:`EncodeStage` writes pooled encoder frames of the chosen clips to ``fit-frames/<id>.npz``,
   for fitting the whisper-units codebook.
 """
@@ -24,8 +25,6 @@ from math import gcd
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from audiorole_ray import registry
 from audiorole_ray.corpus.reader import iter_shard_clips
@@ -33,18 +32,10 @@ from audiorole_ray.io.storage import join, write_bytes
 from audiorole_ray.pipeline.runner import fingerprint
 from audiorole_ray.pipeline.stage import Output, Stage, resolve_device
 from audiorole_ray.tokens.base import SAMPLE_RATE
+from audiorole_ray.tokens.shards import write_tokens
 
 SHARDS = "shards"  # token files, under the tokens folder
 FIT_FRAMES = "fit-frames"  # encoder frames the codebook is fitted on
-SETTINGS_KEY = b"audiorole.settings"  # token files carry their stage settings' fingerprint
-TOKENS_SCHEMA = pa.schema([
-    ("audio_key", pa.string()),
-    ("audio_path", pa.string()),
-    ("tokens", pa.list_(pa.int32())),
-    ("frame_rate", pa.float32()),
-    ("n_tokens", pa.int32()),
-    ("duration", pa.float64()),  # seconds of the clip as stored in the shard
-])
 
 
 def shard_id(audio_path: str) -> str:
@@ -137,7 +128,7 @@ class TokenizeStage(Stage):
         rows = [{"audio_key": k, "audio_path": item["audio_path"], "tokens": tokens[k], "frame_rate": rate,
                  "n_tokens": len(tokens[k]), "duration": dur} for k, _, dur in clips if k in tokens]
         rel = tokens_file(item["id"])
-        size = write_bytes(join(self.output_uri, rel), token_file_bytes(rows, fingerprint(self.settings())))
+        size = write_tokens(join(self.output_uri, rel), rows, fingerprint(self.settings()))
         audio_s = sum(c.size for _, c, _ in clips) / SAMPLE_RATE
         payload = {"clips": len(rows), "tokens": sum(r["n_tokens"] for r in rows), "failed": failed,
                    "cpu_s": round(time.process_time() - cpu, 3)}
@@ -161,13 +152,6 @@ class TokenizeStage(Stage):
             except Exception as exc:  # noqa: BLE001 - recorded with its reason
                 failed[key] = f"{type(exc).__name__}: {exc}"
         return out
-
-
-def token_file_bytes(rows: list[dict], settings: str) -> bytes:
-    table = pa.Table.from_pylist(rows, schema=TOKENS_SCHEMA).replace_schema_metadata({SETTINGS_KEY: settings})
-    buf = io.BytesIO()
-    pq.write_table(table, buf)
-    return buf.getvalue()
 
 
 @dataclass

@@ -10,7 +10,8 @@ from tokens_corpus import make_corpus
 
 from audiorole_ray.errors import ConfigError
 from audiorole_ray.tokens.job import TokenizeConfig, clip_table, fit_selection, shard_items
-from audiorole_ray.tokens.stage import SETTINGS_KEY, EncodeStage, TokenizeStage, shard_id
+from audiorole_ray.tokens.shards import SETTINGS_KEY
+from audiorole_ray.tokens.stage import EncodeStage, TokenizeStage, shard_id
 
 
 def test_items_one_per_shard_with_each_clip_once(tiny_corpus):
