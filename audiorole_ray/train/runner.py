@@ -1,0 +1,114 @@
+"""The driver side: one ``TorchTrainer`` for any task, resumable by re-running the same command.
+
+Ray Train keeps the run's checkpoints under ``<storage>/<run name>/`` (local folder or s3://).
+A run that loses a worker restarts its workers from the latest checkpoint (``FailureConfig``);
+a run whose driver was killed is continued by the next run with the same run name and storage:
+Ray Train reloads the run's checkpoint snapshot from there.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from audiorole_ray.errors import ConfigError
+from audiorole_ray.train.config import TrainConfig
+from audiorole_ray.train.task import TrainTask
+
+
+@dataclass
+class TrainOutcome:
+    steps: int
+    epochs_done: int
+    history: list[dict]
+    checkpoint: str  # where the last checkpoint lives
+    resumed_from_step: int  # 0 for a fresh run
+
+
+def latest_state(storage_path: str, run_name: str) -> dict | None:
+    """The counters of the newest checkpoint this run has in storage (by global step), or ``None``.
+
+    Only for telling the user where a re-run continues: Ray Train itself picks the checkpoint,
+    from the run snapshot it keeps beside them."""
+    import json
+
+    from fsspec.core import url_to_fs
+
+    from audiorole_ray.io.storage import join
+    from audiorole_ray.train.checkpoint import STATE
+
+    fs, root = url_to_fs(join(storage_path, run_name))
+    if not fs.isdir(root):
+        return None
+    best = None
+    for state_path in fs.glob(f"{root.rstrip('/')}/checkpoint_*/{STATE}"):
+        try:
+            with fs.open(state_path) as f:
+                state = json.load(f)
+        except (OSError, ValueError):
+            continue  # cut short while being written
+        if best is None or state["step"] > best["step"]:
+            best = state
+    return best
+
+
+def run(task: TrainTask, dataset, cfg: TrainConfig, *, rows: int | None = None, env: dict | None = None) -> TrainOutcome:
+    """Train ``task`` on the Ray Dataset ``dataset`` (one row per sample) with ``cfg``."""
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    cfg.validate()
+    rows = dataset.count() if rows is None else rows
+    per_worker = rows // cfg.workers
+    if per_worker < 1:
+        raise ConfigError(f"{rows} training samples cannot feed {cfg.workers} workers: use fewer --workers")
+    cfg.steps_per_epoch = math.ceil(per_worker / cfg.batch_size)
+    run_name = cfg.run_name or task.name
+
+    # Ray Train 2.60 (Train V2) resumes by itself: a run with the same name and storage_path loads
+    # its checkpoint manager's snapshot there and hands the latest checkpoint to get_checkpoint()
+    state = latest_state(cfg.storage_path, run_name)
+    resumed_from = state["step"] if state else 0
+    if state:
+        print(f"continuing run {run_name!r} from its checkpoint at step {state['step']} "
+              f"(epoch {state['epoch'] + (1 if state['epoch_step'] else 0)} of {cfg.epochs})", flush=True)
+
+    resources = {"CPU": cfg.cpus_per_worker}
+    if cfg.gpus_per_worker:
+        resources["GPU"] = cfg.gpus_per_worker
+    trainer = TorchTrainer(
+        _entry,
+        train_loop_config={"task": task, "config": cfg.to_dict(), "env": env or {}},
+        scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=cfg.gpus_per_worker > 0,
+                                     resources_per_worker=resources),
+        run_config=RunConfig(
+            name=run_name,
+            storage_path=cfg.storage_path,
+            failure_config=FailureConfig(max_failures=cfg.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
+        ),
+        datasets={"train": dataset},
+        dataset_config=DataConfig(datasets_to_split=["train"]),
+        torch_config=TorchConfig(timeout_s=cfg.dist_timeout_s),
+    )
+    result = trainer.fit()
+    if result.error:
+        raise result.error
+    with result.checkpoint.as_directory() as d:
+        from audiorole_ray.train.checkpoint import read_state
+
+        final = read_state(d)
+    return TrainOutcome(steps=final.step, epochs_done=final.epoch, history=final.history,
+                        checkpoint=result.checkpoint.path, resumed_from_step=resumed_from)
+
+
+def _entry(loop_config: dict) -> None:
+    import os
+
+    import logging
+
+    for key, value in loop_config.pop("env", {}).items():
+        os.environ.setdefault(key, value)
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # not one INFO line per ray.train.report
+    from audiorole_ray.train.loop import train_loop
+
+    train_loop(loop_config)

@@ -1,0 +1,68 @@
+"""The trainer's pure parts: LR schedule, settings, metrics file and loss curve, checkpoint lookup."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from audiorole_ray.errors import ConfigError
+from audiorole_ray.train.config import TrainConfig
+from audiorole_ray.train.loop import lr_lambda
+from audiorole_ray.train.metrics import METRICS, MetricsLog, epoch_means, loss_png, read_metrics, write_final
+from audiorole_ray.train.runner import latest_state
+
+
+def test_lr_schedule_warms_up_then_decays_to_the_floor():
+    f = lr_lambda(total_steps=100, warmup_steps=10, min_ratio=0.1)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    values = [f(s) for s in range(10, 101)]
+    assert all(a >= b for a, b in zip(values, values[1:]))
+    assert f(100) == pytest.approx(0.1) and f(500) == pytest.approx(0.1)
+    assert lr_lambda(10, 0, 0.0)(0) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"plugin": "fsdp"}, "--plugin"), ({"epochs": 0}, "--epochs"), ({"lr": 0}, "--lr"),
+    ({"plugin": "gemini"}, "needs GPUs"), ({"plugin": "zero2", "gpus_per_worker": 0}, "needs GPUs"),
+])
+def test_config_errors(change, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(output="/m/lm", **change).validate()
+
+
+def test_storage_defaults_beside_the_output(tmp_path):
+    assert TrainConfig(output=str(tmp_path / "m" / "lm")).storage_path == str(tmp_path / "m" / "lm" / "_ray")
+    assert TrainConfig(output="s3://b/m/lm").storage_path == "s3://b/m/lm/_ray"
+    assert TrainConfig(output="x", storage="s3://b/ckpt").storage_path == "s3://b/ckpt"
+
+
+def _rows(n, per_epoch):
+    return [{"step": i + 1, "epoch": i // per_epoch, "loss": 10.0 - i, "lr": 1e-3, "tokens_per_s": 100.0} for i in range(n)]
+
+
+def test_metrics_log_restarts_from_the_checkpoint_history(tmp_path):
+    rows = _rows(6, 3)
+    log = MetricsLog(str(tmp_path), rows[:4])
+    log.append(rows[4])
+    assert read_metrics(str(tmp_path)) == rows[:5]
+    MetricsLog(str(tmp_path), rows[:3])  # a resumed run rewrites the steps its checkpoint holds
+    assert read_metrics(str(tmp_path)) == rows[:3]
+    assert epoch_means(rows) == {0: 9.0, 1: 6.0}
+
+
+def test_final_metrics_and_png(tmp_path):
+    rows = _rows(8, 4)
+    write_final(str(tmp_path), rows, "t")
+    lines = (tmp_path / METRICS).read_text().splitlines()
+    assert [json.loads(line) for line in lines] == rows
+    assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert loss_png(rows)[:4] == b"\x89PNG"
+
+
+def test_latest_state_skips_broken_checkpoints(tmp_path):
+    assert latest_state(str(tmp_path), "lm") is None
+    for name, state in [("checkpoint_a", {"step": 4, "epoch": 1}), ("checkpoint_b", {"step": 9, "epoch": 2}),
+                        ("checkpoint_c", None)]:
+        (tmp_path / "lm" / name).mkdir(parents=True)
+        (tmp_path / "lm" / name / "state.json").write_text(json.dumps(state) if state else "{cut")
+    assert latest_state(str(tmp_path), "lm")["step"] == 9
