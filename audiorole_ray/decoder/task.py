@@ -1,0 +1,51 @@
+"""The decoder as a task of the shared Ray Train + ColossalAI trainer (``audiorole_ray.train``)."""
+from __future__ import annotations
+
+import json
+
+import torch
+
+from audiorole_ray.decoder.data import collate, iter_rows
+from audiorole_ray.decoder.mel import MEL
+from audiorole_ray.train.task import TrainTask, WorkerContext
+
+FLOW_PT = "flow.pt"
+DECODER_JSON = "decoder.json"
+
+
+class DecoderTask(TrainTask):
+    name = "decoder"
+    unit = "frames"
+
+    def __init__(self, config: dict, preset: str, tokenizer: dict, seed: int = 0):
+        self.config, self.preset, self.tokenizer, self.seed = config, preset, tokenizer, seed
+
+    def build_model(self, ctx: WorkerContext):
+        from audiorole_ray.decoder.presets import build_flow
+
+        torch.manual_seed(self.seed)  # every rank starts from the same weights
+        return build_flow(self.config).to(ctx.device)
+
+    def collate(self, batch):
+        return collate(iter_rows(batch))
+
+    def loss(self, model, batch):
+        loss = model(batch["tokens"], batch["token_len"], batch["mel"], batch["mel_len"])
+        return loss, int(batch["mel_len"].sum())
+
+    def throughput_units(self, batch) -> int:
+        return int(batch["mel_len"].sum())
+
+    def export(self, model, booster, directory: str, is_main: bool) -> None:
+        """``flow.pt`` (the flow's state dict; GLM-4-Voice's names) and ``decoder.json``."""
+        if not is_main:
+            return
+        from audiorole_ray.decoder.export import save_flow_pt
+
+        inner = model.unwrap() if hasattr(model, "unwrap") else model
+        save_flow_pt(inner, f"{directory}/{FLOW_PT}")
+        meta = {"format": "audiorole-flow-decoder", "preset": self.preset, "config": self.config,
+                "mel": MEL.to_dict(), "tokenizer": self.tokenizer,
+                "parameters": sum(p.numel() for p in inner.parameters())}
+        with open(f"{directory}/{DECODER_JSON}", "w") as f:
+            json.dump(meta, f, indent=2)
