@@ -40,12 +40,19 @@ class DecoderTask(TrainTask):
         """``flow.pt`` (the flow's state dict; GLM-4-Voice's names) and ``decoder.json``."""
         if not is_main:
             return
-        from audiorole_ray.decoder.export import save_flow_pt
-
         inner = model.unwrap() if hasattr(model, "unwrap") else model
-        save_flow_pt(inner, f"{directory}/{FLOW_PT}")
-        meta = {"format": "audiorole-flow-decoder", "preset": self.preset, "config": self.config,
-                "mel": MEL.to_dict(), "tokenizer": self.tokenizer,
-                "parameters": sum(p.numel() for p in inner.parameters())}
-        with open(f"{directory}/{DECODER_JSON}", "w") as f:
-            json.dump(meta, f, indent=2)
+        write_decoder(inner, directory, self.preset, self.config, self.tokenizer)
+
+
+def write_decoder(model, directory: str, preset: str, config: dict, tokenizer: dict) -> None:
+    """A decoder folder: ``flow.pt`` + ``decoder.json`` (what :func:`load_flow_decoder` reads)."""
+    from pathlib import Path
+
+    from audiorole_ray.decoder.export import save_flow_pt
+
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    save_flow_pt(model, f"{directory}/{FLOW_PT}")
+    meta = {"format": "audiorole-flow-decoder", "preset": preset, "config": config, "mel": MEL.to_dict(),
+            "tokenizer": tokenizer, "parameters": sum(p.numel() for p in model.parameters())}
+    with open(f"{directory}/{DECODER_JSON}", "w") as f:
+        json.dump(meta, f, indent=2)
