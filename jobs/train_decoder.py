@@ -36,13 +36,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cpus-per-worker", type=float, default=1.0)
     p.add_argument("--gpus-per-worker", type=float, default=0.0, help="1 on GPU nodes (default 0: CPU)")
     p.add_argument("--plugin", choices=("ddp", "gemini", "zero2"), default="ddp", help="ColossalAI plugin (default ddp)")
-    p.add_argument("--batch-size", type=int, default=None, help="clips per worker per step (default 4)")
+    p.add_argument("--batch-size", type=int, default=None, help="clips per worker per step (default: the preset's, tiny 2, glm4voice 4)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the preset's; glm4voice 1e-3 as upstream)")
     p.add_argument("--warmup-steps", type=int, default=None, help="default: the preset's (glm4voice 2500)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="held-out share when the character has no test clips")
     p.add_argument("--checkpoint-every", type=int, default=None, help="also checkpoint every N steps (default: each epoch)")
     p.add_argument("--storage", default="", help="Ray Train storage for checkpoints (local or s3://; default OUTPUT/decoder/_ray)")
     p.add_argument("--max-failures", type=int, default=3)
+    p.add_argument("--data-cpus", type=float, default=0.0,
+                   help="CPUs each mel-computing Ray Data task reserves (default 0: runs beside workers holding every CPU)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -80,7 +82,7 @@ def main(argv=None) -> int:
     try:
         from audiorole_ray.decoder.job import train
 
-        summary = train(prepared, env=env)
+        summary = train(prepared, env=env, data_cpus=args.data_cpus)
     finally:
         ray.shutdown()
     print(json.dumps({k: summary[k] for k in ("output", "steps", "epochs", "first_val_loss", "last_val_loss",

@@ -58,7 +58,7 @@ def prepare(corpus: str, target: str, output: str, *, preset: str = "tiny", toke
         cfg.update(vocab_size=vocab, input_frame_rate=rate)
     train_cfg = cfg["train"]
     options = {"lr": train_cfg["lr"], "warmup_steps": train_cfg["warmup_steps"], "max_grad_norm": train_cfg["grad_clip"],
-               "epochs": 15, "batch_size": 4, "min_lr_ratio": 0.1}
+               "epochs": 15, "batch_size": train_cfg["batch_size"], "min_lr_ratio": 0.1}
     options.update({k: v for k, v in train_options.items() if v is not None})
     config = TrainConfig(output=join(output, "decoder"), seed=seed, **options)
     config.validate()
@@ -82,7 +82,10 @@ def prepare(corpus: str, target: str, output: str, *, preset: str = "tiny", toke
     return Prepared(task, config, corpus, target, output, train_items, val_items, counts, {"name": name, **info}, warnings)
 
 
-def train(p: Prepared, env: dict | None = None) -> dict:
+def train(p: Prepared, env: dict | None = None, data_cpus: float = 0.0) -> dict:
+    """``data_cpus``: CPUs each mel task reserves. The default 0 lets the tasks run beside
+    training workers that hold every CPU (on a 2-core machine, 2 workers x 1 CPU); the work
+    is light (decode, resample, one STFT per clip)."""
     import ray
 
     from audiorole_ray.arp_model import update_part
@@ -92,8 +95,9 @@ def train(p: Prepared, env: dict | None = None) -> dict:
     t0 = time.time()
     ray.data.DataContext.get_current().enable_progress_bars = False
     clip_mels = data.ClipMels(p.corpus)
-    train_ds = ray.data.from_items(p.train_items).flat_map(clip_mels)
-    val_ds = ray.data.from_items(p.val_items).flat_map(clip_mels)
+    train_ds = ray.data.from_items(p.train_items).flat_map(clip_mels, num_cpus=data_cpus)
+    val_ds = ray.data.from_items(p.val_items).flat_map(clip_mels, num_cpus=data_cpus)
+    p.task.mel_mean = mean_mel(train_ds, data_cpus)
     outcome = run(p.task, train_ds, p.config, rows=p.counts["train_clips"], env=env, val_dataset=val_ds)
     write_final(p.config.output, outcome.history, title=f"flow decoder of {p.target} ({p.task.preset})")
     val = [r["val_loss"] for r in outcome.history if "val_loss" in r]
@@ -105,3 +109,18 @@ def train(p: Prepared, env: dict | None = None) -> dict:
     update_part(p.model_dir, character=p.target, corpus=p.corpus, tokenizer=p.tokenizer_info, part="decoder", info=info)
     return {**info, "resumed_from_step": outcome.resumed_from_step, "wall_s": round(time.time() - t0, 1),
             "output": p.config.output, "val_loss": val}
+
+
+def mean_mel(dataset, data_cpus: float = 0.0) -> list[float]:
+    """Per-bin mean log-mel of the training clips, streamed (80 sums per clip reach the driver)."""
+    import numpy as np
+
+    def sums(row: dict) -> dict:
+        mel = np.asarray(row["mel"], np.float64).reshape(-1, 80)
+        return {"sum": mel.sum(axis=0), "frames": mel.shape[0]}
+
+    total, frames = np.zeros(80), 0
+    for row in dataset.map(sums, num_cpus=data_cpus).iter_rows():
+        total += row["sum"]
+        frames += int(row["frames"])
+    return (total / max(frames, 1)).tolist()

@@ -22,7 +22,7 @@ PRESETS: dict[str, dict] = {
                       "num_mid_blocks": 12, "num_heads": 8, "act_fn": "gelu"},
         "cfm": {"sigma_min": 1e-6, "training_cfg_rate": 0.2, "inference_cfg_rate": 0.7, "t_scheduler": "cosine"},
         # upstream recipe (TRAINING-NOTES.md): Adam 1e-3, 2500 warm-up steps, grad clip 5
-        "train": {"lr": 1e-3, "warmup_steps": 2500, "grad_clip": 5.0, "max_frames": 2000},
+        "train": {"lr": 1e-3, "warmup_steps": 2500, "grad_clip": 5.0, "batch_size": 4},
     },
     "tiny": {
         "vocab_size": 16384,  # replaced by the tokenizer's vocabulary when known
@@ -36,7 +36,7 @@ PRESETS: dict[str, dict] = {
         "estimator": {"channels": [64], "dropout": 0.0, "attention_head_dim": 32, "n_blocks": 1,
                       "num_mid_blocks": 1, "num_heads": 2, "act_fn": "gelu"},
         "cfm": {"sigma_min": 1e-6, "training_cfg_rate": 0.2, "inference_cfg_rate": 0.7, "t_scheduler": "cosine"},
-        "train": {"lr": 2e-3, "warmup_steps": 20, "grad_clip": 5.0, "max_frames": 4000},
+        "train": {"lr": 2e-3, "warmup_steps": 5, "grad_clip": 5.0, "batch_size": 2},
     },
 }
 

@@ -17,14 +17,18 @@ class DecoderTask(TrainTask):
     name = "decoder"
     unit = "frames"
 
-    def __init__(self, config: dict, preset: str, tokenizer: dict, seed: int = 0):
+    def __init__(self, config: dict, preset: str, tokenizer: dict, seed: int = 0, mel_mean: list | None = None):
         self.config, self.preset, self.tokenizer, self.seed = config, preset, tokenizer, seed
+        self.mel_mean = mel_mean  # per-bin mean log-mel of the training clips
 
     def build_model(self, ctx: WorkerContext):
         from audiorole_ray.decoder.presets import build_flow
 
         torch.manual_seed(self.seed)  # every rank starts from the same weights
-        return build_flow(self.config).to(ctx.device)
+        model = build_flow(self.config)
+        if self.mel_mean is not None:
+            init_output_bias(model, self.mel_mean)
+        return model.to(ctx.device)
 
     def collate(self, batch):
         return collate(iter_rows(batch))
@@ -56,3 +60,11 @@ def write_decoder(model, directory: str, preset: str, config: dict, tokenizer: d
             "tokenizer": tokenizer, "parameters": sum(p.numel() for p in model.parameters())}
     with open(f"{directory}/{DECODER_JSON}", "w") as f:
         json.dump(meta, f, indent=2)
+
+
+def init_output_bias(model, mel_mean) -> None:
+    """Start the estimator's output bias at the data's mean log-mel. The velocity target
+    ``x1 - (1 - s) z`` has the data's mean (the noise has none), and log-mels sit around -5 to
+    -8: from a zero bias, most of the first hundreds of steps would go into learning that offset."""
+    with torch.no_grad():
+        model.decoder.estimator.final_proj.bias.copy_(torch.as_tensor(mel_mean, dtype=torch.float32))

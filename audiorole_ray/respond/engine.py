@@ -106,7 +106,10 @@ class Responder:
 
         from audiorole_ray.lm.format import ChatTokens
 
-        remote = not str(path).rstrip("/").endswith("/lm")  # a glm-4-voice-9b folder brings its own code
+        from pathlib import Path
+
+        # glm-4-voice-9b brings its model code (modeling_chatglm.py); our tiny GLM is transformers' own
+        remote = "://" not in str(path) and any(Path(path).glob("*.py"))
         self.text_tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=remote)
         self.lm = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=remote).to(self.device).eval()
         self.ct = ChatTokens.from_tokenizer(self.text_tokenizer)
