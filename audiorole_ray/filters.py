@@ -4,13 +4,12 @@
 - text length: drop transcripts with fewer than 2 or more than 512 characters;
 - language purity: drop when the share of letters outside the target language's scripts
   exceeds 0.1 (e.g. CJK characters in an English series).
-Rows are plain dicts with at least ``start``, ``end`` and, after ASR, ``text``.
+Each filter is one function that gives a verdict on one utterance.
 """
 from __future__ import annotations
 
 import unicodedata
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # Scripts a language is written in, by the first word of Unicode character names.
 LANGUAGE_SCRIPTS: dict[str, frozenset[str]] = {
@@ -45,52 +44,19 @@ class FilterConfig:
             raise ValueError(f"max_foreign_share must be in [0, 1], got {self.max_foreign_share}")
 
 
-@dataclass
-class FilterStats:
-    dropped: Counter = field(default_factory=Counter)
-    truncated: int = 0
-
-    def as_dict(self) -> dict:
-        return {"dropped": dict(self.dropped), "truncated": self.truncated}
-
-
 def _ms(x: float) -> int:
     # compare durations in whole milliseconds: 1.0 s stored as 0.9999999 must not be dropped
     return round(x * 1000)
 
 
-def filter_duration(rows: list[dict], config: FilterConfig, stats: FilterStats) -> list[dict]:
-    kept = []
-    for row in rows:
-        dur = _ms(row["end"] - row["start"])
-        if dur < _ms(config.min_duration_s):
-            stats.dropped["too_short"] += 1
-            continue
-        if dur > _ms(config.max_duration_s):
-            row = {**row, "end": row["start"] + config.max_duration_s, "truncated": True}
-            stats.truncated += 1
-        kept.append(row)
-    return kept
-
-
-def filter_text_length(rows: list[dict], config: FilterConfig, stats: FilterStats) -> list[dict]:
-    return _keep(rows, stats, lambda row: _length_reason(row.get("text", ""), config))
-
-
-def _length_reason(text: str, config: FilterConfig) -> str:
-    n = len(text.strip())
-    return "text_too_short" if n < config.min_chars else "text_too_long" if n > config.max_chars else ""
-
-
-def _keep(rows: list[dict], stats: FilterStats, reason_of) -> list[dict]:
-    kept = []
-    for row in rows:
-        reason = reason_of(row)
-        if reason:
-            stats.dropped[reason] += 1
-        else:
-            kept.append(row)
-    return kept
+def duration_verdict(start: float, end: float, config: FilterConfig) -> tuple[str, float]:
+    """(drop reason or "", end): too short is dropped, too long truncated to the maximum."""
+    dur = _ms(end - start)
+    if dur < _ms(config.min_duration_s):
+        return "too_short", end
+    if dur > _ms(config.max_duration_s):
+        return "", start + config.max_duration_s
+    return "", end
 
 
 def script_of(ch: str) -> str | None:
@@ -113,21 +79,12 @@ def foreign_share(text: str, language: str) -> float:
     return sum(s not in own for s in scripts) / len(scripts)
 
 
-def filter_language(rows: list[dict], language: str, config: FilterConfig, stats: FilterStats) -> list[dict]:
-    return _keep(rows, stats, lambda row: _language_reason(row.get("text", ""), language, config))
-
-
-def _language_reason(text: str, language: str, config: FilterConfig) -> str:
-    return "foreign_script" if foreign_share(text, language) > config.max_foreign_share else ""
-
-
 def text_drop_reason(text: str, language: str, config: FilterConfig) -> str:
-    """Why the text filters drop a transcript, in their order; "" when it is kept."""
-    return _length_reason(text, config) or _language_reason(text, language, config)
-
-
-def apply_text_filters(rows: list[dict], language: str, config: FilterConfig | None = None) -> tuple[list[dict], FilterStats]:
-    """Text length then language purity, for rows that have been transcribed."""
-    config = config or FilterConfig()
-    stats = FilterStats()
-    return _keep(rows, stats, lambda row: text_drop_reason(row.get("text", ""), language, config)), stats
+    """Why the text filters drop a transcript, in their order (length, then script purity);
+    "" when it is kept."""
+    n = len(text.strip())
+    if n < config.min_chars:
+        return "text_too_short"
+    if n > config.max_chars:
+        return "text_too_long"
+    return "foreign_script" if foreign_share(text, language) > config.max_foreign_share else ""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from audiorole_ray.diarize.clustering import agglomerative
-from audiorole_ray.types import EpisodeDiarization, Turn
+from audiorole_ray.records import EpisodeDiarization, SeriesSpeaker, Turn
 
 
 @dataclass(frozen=True)
@@ -34,17 +34,20 @@ class SeriesSpeakers:
     n_episodes: dict[str, int]
     main: str | None
 
-    def rows(self) -> list[dict]:
+    def rows(self) -> list[SeriesSpeaker]:
+        """The speakers, main character first."""
         return [
-            {
-                "series": self.series,
-                "speaker_id": spk,
-                "speech_s": round(self.speech_s[spk], 3),
-                "n_episodes": self.n_episodes[spk],
-                "is_main": spk == self.main,
-            }
+            SeriesSpeaker(self.series, spk, round(self.speech_s[spk], 3), self.n_episodes[spk], spk == self.main)
             for spk in sorted(self.speech_s, key=lambda s: (-self.speech_s[s], s))
         ]
+
+    def labels(self, episode_id: str) -> dict[str, str]:
+        """{episode-local label: series speaker id} of one episode."""
+        if not hasattr(self, "_by_episode"):
+            self._by_episode: dict[str, dict[str, str]] = defaultdict(dict)
+            for (eid, local), spk in self.mapping.items():
+                self._by_episode[eid][local] = spk
+        return dict(self._by_episode.get(episode_id, {}))
 
 
 def link_series(series: str, episodes: list[EpisodeDiarization], config: LinkConfig | None = None) -> SeriesSpeakers:
@@ -77,6 +80,6 @@ def link_series(series: str, episodes: list[EpisodeDiarization], config: LinkCon
     )
 
 
-def relabel(ep: EpisodeDiarization, mapping: dict[tuple[str, str], str]) -> list[Turn]:
-    """The episode's turns with series-level speaker ids."""
-    return [Turn(t.start, t.end, mapping[(ep.episode_id, t.speaker)]) for t in ep.turns]
+def relabel(turns: list[Turn], labels: dict[str, str]) -> list[Turn]:
+    """Turns with their episode-local speaker labels replaced by series-level ids."""
+    return [Turn(t.start, t.end, labels[t.speaker]) for t in turns]

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from audiorole_ray.diarize.models import MissingModelError
+from audiorole_ray.errors import MissingModelError
+from audiorole_ray.io.audio import SAMPLE_RATE
 
-SAMPLE_RATE = 16_000
 
 # --------------------------------------------------------------------------------------------
 # WADA-SNR

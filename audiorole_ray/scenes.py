@@ -7,42 +7,13 @@ consecutive target turns into one "B" utterance (the response), in temporal orde
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
-from audiorole_ray.types import Turn
+from audiorole_ray.records import Scene, Turn, Utterance
 
 DEFAULT_MAX_PAUSE_S = 3.0
-
-
-@dataclass(frozen=True)
-class Utterance:
-    role: str  # "A" (anyone but the target) or "B" (the target)
-    start: float
-    end: float
-    speakers: tuple[str, ...]  # who speaks in it, in order of first appearance
-
-    @property
-    def duration(self) -> float:
-        return self.end - self.start
-
-
-@dataclass(frozen=True)
-class Scene:
-    episode_id: str
-    index: int  # position among the episode's scenes (kept or not), stable across targets
-    turns: tuple[Turn, ...]
-
-    @property
-    def scene_id(self) -> str:
-        return f"{self.episode_id}#{self.index:04d}"
-
-    @property
-    def start(self) -> float:
-        return self.turns[0].start
-
-    @property
-    def end(self) -> float:
-        return max(t.end for t in self.turns)
+T = TypeVar("T")
 
 
 def split_scenes(episode_id: str, turns: list[Turn], max_pause_s: float = DEFAULT_MAX_PAUSE_S) -> list[Scene]:
@@ -65,9 +36,24 @@ def is_dialogue(scene: Scene, target: str) -> bool:
     return len(speakers) >= 2 and target in speakers
 
 
+def trim_ab(seq: Sequence[T], role: Callable[[T], str] = lambda u: u.role) -> list[T]:
+    """Trim a run of utterances to start with A and end with B: a response without a stimulus,
+    or a stimulus without a response, trains nothing. The one rule for planning and assembly."""
+    lo, hi = 0, len(seq)
+    while lo < hi and role(seq[lo]) == "B":
+        lo += 1
+    while hi > lo and role(seq[hi - 1]) == "A":
+        hi -= 1
+    return list(seq[lo:hi])
+
+
+def ab_pairs(seq: Sequence[T]) -> list[tuple[T, T]]:
+    """Every (A, B) stimulus-response pair of an alternating, trimmed dialogue."""
+    return list(zip(seq[::2], seq[1::2]))
+
+
 def role_turns(scene: Scene, target: str) -> list[Utterance]:
-    """The scene as alternating A/B utterances, trimmed to start with A and end with B (a
-    response without a stimulus, or a stimulus without a response, trains nothing)."""
+    """The scene as alternating A/B utterances, trimmed to start with A and end with B."""
     utts: list[Utterance] = []
     for t in scene.turns:
         role = "B" if t.speaker == target else "A"
@@ -77,21 +63,12 @@ def role_turns(scene: Scene, target: str) -> list[Utterance]:
             utts[-1] = Utterance(role, last.start, max(last.end, t.end), speakers)
         else:
             utts.append(Utterance(role, t.start, t.end, (t.speaker,)))
-    while utts and utts[0].role == "B":
-        utts.pop(0)
-    while utts and utts[-1].role == "A":
-        utts.pop()
-    return utts
+    return trim_ab(utts)
 
 
-def single_turn_pairs(utts: list[Utterance]) -> list[tuple[Utterance, Utterance]]:
-    """Every (A, B) stimulus-response pair of a multi-turn dialogue, for training."""
-    return [(a, b) for a, b in zip(utts[::2], utts[1::2])]
-
-
-def dialogues(episode_id: str, turns: list[Turn], target: str, max_pause_s: float = DEFAULT_MAX_PAUSE_S):
-    """(scene, utterances) for every scene of the episode that makes a dialogue for ``target``."""
-    for scene in split_scenes(episode_id, turns, max_pause_s):
+def dialogues(scenes: list[Scene], target: str) -> Iterator[tuple[Scene, list[Utterance]]]:
+    """(scene, utterances) for every scene that makes a dialogue for ``target``."""
+    for scene in scenes:
         if is_dialogue(scene, target):
             utts = role_turns(scene, target)
             if utts:

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_diarize import make_input  # noqa: E402
 
-from audiorole_ray.io.storage import list_json, read_json  # noqa: E402
+from audiorole_ray.pipeline.state import MarkerStore  # noqa: E402
 
 
 class PeakMemory:
@@ -67,14 +67,11 @@ class PeakMemory:
 def stage_figures(out: Path, audio_s: float) -> dict:
     """Busy seconds per stage from its markers; RTF per second of the stage's own input and per
     second of episode audio."""
-    state = out / "_state"
+    store = MarkerStore(str(out / "_state"))
     fig = {}
-    diar = [read_json(u) for u in list_json(str(state / "diarized"))]
-    busy = sum(m["timings"]["total"] for m in diar)
-    fig["diarize"] = {"busy_s": busy, "input_s": audio_s, "rtf": busy / audio_s}
-    for kind, name in (("transcribed", "transcribe"), ("enhanced", "enhance")):
-        ms = [read_json(u) for u in list_json(str(state / kind))]
-        busy, inp = sum(m["wall_s"] for m in ms), sum(m["audio_s"] for m in ms)
+    for kind, name in (("diarized", "diarize"), ("transcribed", "transcribe"), ("enhanced", "enhance")):
+        ms = store.read(kind, sorted(store.ids(kind))).values()
+        busy, inp = sum(m.wall_s for m in ms), sum(m.audio_s for m in ms)
         fig[name] = {"busy_s": busy, "input_s": inp, "rtf": busy / inp if inp else 0.0}
     for f in fig.values():
         f["rtf_per_episode_s"] = f["busy_s"] / audio_s
@@ -92,8 +89,7 @@ def main() -> None:
 
     import ray
 
-    from audiorole_ray.pipeline.corpus_job import CorpusJobConfig, run
-    from audiorole_ray.pipeline.diarize_job import DiarizeJobConfig
+    from audiorole_ray.corpus.job import CorpusJobConfig, run
 
     runs = []
     with tempfile.TemporaryDirectory() as tmp, PeakMemory() as mem:
@@ -105,10 +101,9 @@ def main() -> None:
         try:
             for n in args.workers:
                 out = root / f"out_w{n}"
-                config = CorpusJobConfig(
-                    DiarizeJobConfig(input=str(inp), output=str(out), workers=n),
-                    enhancer=None if args.enhancer == "none" else args.enhancer, quality_every=args.quality_every,
-                )
+                config = CorpusJobConfig(input=str(inp), output=str(out), workers=n,
+                                         enhancer=None if args.enhancer == "none" else args.enhancer,
+                                         quality_every=args.quality_every)
                 mem.peak = 0
                 t = time.perf_counter()
                 s = run(config)

@@ -22,7 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audiorole_ray.io.audio import SAMPLE_RATE, decode  # noqa: E402
-from audiorole_ray.io.storage import list_episodes, list_json, read_json  # noqa: E402
+from audiorole_ray.io.storage import list_episodes  # noqa: E402
+from audiorole_ray.pipeline.state import MarkerStore  # noqa: E402
 from audiorole_ray.sample import SAMPLE_SERIES  # noqa: E402
 
 
@@ -68,20 +69,21 @@ def backend_parts(inp: Path) -> dict:
 def ray_throughput(inp: Path, workers: list[int], root: Path) -> list[dict]:
     import ray
 
-    from audiorole_ray.pipeline.diarize_job import DiarizeJobConfig, run
+    from audiorole_ray.corpus.job import CorpusJobConfig, run
 
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     out = []
     try:
         for n in workers:
-            config = DiarizeJobConfig(input=str(inp), output=str(root / f"out_w{n}"), workers=n)
+            config = CorpusJobConfig(input=str(inp), output=str(root / f"out_w{n}"), workers=n)
             t = time.perf_counter()
-            summary = run(config)
+            summary = run(config, stop_after="link")
             wall = time.perf_counter() - t
             audio = summary["audio_h"] * 3600
             # time the actors spent on episodes (from the markers) over the time they were held:
             # what is left is actor start-up, model load and the tail of the last episodes
-            busy = sum(read_json(u)["timings"]["total"] for u in list_json(str(root / f"out_w{n}" / "_state")))
+            store = MarkerStore(str(root / f"out_w{n}" / "_state"))
+            busy = sum(m.wall_s for m in store.read("diarized", sorted(store.ids("diarized"))).values())
             out.append({
                 "workers": n, "audio_s": audio, "wall_s": wall, "x_real_time": audio / wall,
                 "actor_busy": busy / (wall * n), "errors": summary["errors"],

@@ -48,7 +48,7 @@ from scipy.signal import butter, resample_poly, sosfilt
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from audiorole_ray.io.rttm import format_rttm  # noqa: E402
-from audiorole_ray.types import Turn  # noqa: E402
+from audiorole_ray.records import Turn  # noqa: E402
 
 SR = 16000
 SAMPLE_DIR = REPO / "audiorole_ray" / "sample"

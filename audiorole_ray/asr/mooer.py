@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 
 from audiorole_ray.asr.base import AsrBackend
-from audiorole_ray.diarize.models import MissingModelError
+from audiorole_ray.errors import MissingModelError
+from audiorole_ray.io.audio import SAMPLE_RATE
 
-SAMPLE_RATE = 16_000
 # shorter clips give no encoder frame after fbank (25 ms window), LFR (x6) and the adapter (x2)
 MIN_CLIP_S = 0.1
 MOOER_DOC = "audiorole_ray/asr/MOOER.md"
@@ -178,7 +178,7 @@ class MooerBackend(AsrBackend):
 
     def __init__(
         self,
-        model_dir: str | None = None,
+        model: str | None = None,
         variant: str = "asr",
         encoder_path: str | None = None,
         cmvn_path: str | None = None,
@@ -191,13 +191,10 @@ class MooerBackend(AsrBackend):
         max_new_tokens: int = 200,
         dtype: str | None = None,
         device: str = "cpu",
-        model: str | None = None,
     ):
-        if model is not None and model_dir is not None and str(model) != str(model_dir):
-            raise ValueError(f"give the MooER folder once: model={model!r} and model_dir={model_dir!r} differ")
         if variant not in VARIANT_PROMPT:
             raise ValueError(f"MooER variant {variant!r} is not an ASR checkpoint; choose one of {tuple(VARIANT_PROMPT)}")
-        self.model_dir = model_dir if model_dir is not None else model
+        self.model_dir = model
         self.variant = variant
         self.overrides = {"encoder_path": encoder_path, "cmvn_path": cmvn_path, "llm_path": llm_path,
                           "adapter_path": adapter_path, "lora_dir": lora_dir}
@@ -225,7 +222,7 @@ class MooerBackend(AsrBackend):
     def paths(self) -> MooerPaths:
         if not self.model_dir:
             raise MissingModelError(
-                "the MooER backend needs a local model folder: make_asr('mooer', {'model_dir': DIR}) "
+                "the MooER backend needs a local model folder: registry.create('asr', 'mooer', model=DIR) "
                 f"or --asr mooer --asr-model DIR (see {MOOER_DOC})"
             )
         return check_model_dir(self.model_dir, self.variant, self.overrides)

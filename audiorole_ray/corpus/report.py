@@ -1,73 +1,107 @@
 """The corpus report (SPEC §1 step 9): series (paper Table 1), target characters (Table 2),
-what each filter dropped, and audio quality on a sample of clips before/after enhancement."""
+what each filter dropped, and audio quality on a sample of clips before/after enhancement.
+
+Built from per-episode aggregates (the enhance markers), summed as they stream in, so its cost
+does not grow with the number of dialogue rows.
+"""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from statistics import fmean
+from dataclasses import dataclass, field
 
+from audiorole_ray.filters import FilterConfig
 from audiorole_ray.io.storage import join, write_json, write_text
+from audiorole_ray.records import Enhanced, EpisodeRow, SeriesSpeaker, TargetStats, Transcribed
 
 QUALITY_KEYS = ("snr_db", "noise_s", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
+TARGET_FIELDS = ("scenes", "dialogues", "train_turns", "test_turns", "single_pairs")
 
 
-def build_report(*, part1, targets, utterances, dialogues, quality, duration_stats, orphaned, config) -> dict:
+@dataclass
+class Totals:
+    """Running sums over episodes: everything the report needs, in constant memory."""
+
+    targets: dict[str, TargetStats] = field(default_factory=dict)
+    drops: Counter = field(default_factory=Counter)
+    too_short: int = 0
+    truncated: int = 0
+    overlap_trimmed: int = 0
+    orphaned: int = 0
+    rows: int = 0
+    kept_s: float = 0.0
+    kept_overlap_s: float = 0.0
+    speech_s: float = 0.0  # diarized speech (RTTM), for the overlap rate
+    speech_overlap_s: float = 0.0
+    quality_sum: Counter = field(default_factory=Counter)
+    quality_n: Counter = field(default_factory=Counter)
+    clips_measured: int = 0
+
+    def add_transcribed(self, t: Transcribed) -> None:
+        self.too_short += t.too_short
+        self.truncated += t.truncated
+        self.overlap_trimmed += t.overlap_trimmed
+
+    def add_enhanced(self, e: Enhanced) -> None:
+        for target, s in e.targets.items():
+            total = self.targets.setdefault(target, TargetStats())
+            for f in TARGET_FIELDS:
+                setattr(total, f, getattr(total, f) + getattr(s, f))
+        self.drops.update(e.drops)
+        self.orphaned += e.orphaned
+        self.rows += e.rows
+        self.kept_s += e.kept_s
+        self.kept_overlap_s += e.overlap_s
+        self.clips_measured += len(e.quality)
+        for clip in e.quality:
+            for k, v in clip.items():
+                if k.endswith(("_before", "_after")) and v is not None:
+                    self.quality_sum[k] += v
+                    self.quality_n[k] += 1
+
+    def mean(self, key: str) -> float | None:
+        return round(self.quality_sum[key] / self.quality_n[key], 3) if self.quality_n[key] else None
+
+
+def build_report(*, episode_rows: list[EpisodeRow], speakers: list[SeriesSpeaker], targets: dict[str, list[str]],
+                 totals: Totals, filters: FilterConfig, settings: dict) -> dict:
     series = []
     by_series = defaultdict(list)
-    for r in part1.episode_rows:
-        by_series[r["series"]].append(r)
+    for r in episode_rows:
+        if r.status == "done":
+            by_series[r.series].append(r)
     for name, eps in sorted(by_series.items()):
-        done = [e for e in eps if e["status"] == "done"]
-        audio = sum(e["duration_s"] for e in done)
-        speech = sum(e["speech_s"] for e in done)
-        series.append({"series": name, "episodes": len(done), "audio_h": round(audio / 3600, 4),
+        audio = sum(e.duration_s for e in eps)
+        speech = sum(e.speech_s for e in eps)
+        series.append({"series": name, "episodes": len(eps), "audio_h": round(audio / 3600, 4),
                        "speech_h": round(speech / 3600, 4), "speech_share": round(speech / audio, 3) if audio else 0.0})
 
-    speech_s = {s["speaker_id"]: s["speech_s"] for s in part1.speakers}
-    multi, singles = defaultdict(list), defaultdict(set)  # by target: one pass over the rows
-    for d in dialogues:
-        if d["kind"] == "multi":
-            multi[d["target"]].append(d)
-        else:
-            singles[d["target"]].add(d["dialogue_id"])
+    speech_s = {s.speaker_id: s.speech_s for s in speakers}
     characters = []
     for name, spk in sorted((s, t) for s, ts in targets.items() for t in ts):
-        rows = multi[spk]
-        turns = Counter(d["split"] for d in rows if d["role"] == "B")  # one turn = one A/B exchange
-        characters.append({
-            "series": name, "target": spk, "speech_h": round(speech_s.get(spk, 0.0) / 3600, 4),
-            "scenes": len({d["scene_id"] for d in rows}), "dialogues": len({d["dialogue_id"] for d in rows}),
-            "train_turns": turns["train"], "test_turns": turns["test"], "single_pairs": len(singles[spk]),
-        })
+        st = totals.targets.get(spk, TargetStats())
+        characters.append({"series": name, "target": spk, "speech_h": round(speech_s.get(spk, 0.0) / 3600, 4),
+                           **{f: getattr(st, f) for f in TARGET_FIELDS}})
 
-    drops = Counter(u["drop"] for u in utterances if u["drop"])
-    # planning counted every episode's duration drops, also those with no utterance left to keep
-    drops["too_short"] = duration_stats.dropped.get("too_short", 0)
-    filters = {
-        "duration_too_short_lt_%gs" % config.filters.min_duration_s: drops["too_short"],
-        "duration_truncated_gt_%gs" % config.filters.max_duration_s: duration_stats.truncated,
-        "text_too_short_lt_%d_chars" % config.filters.min_chars: drops["text_too_short"],
-        "text_too_long_gt_%d_chars" % config.filters.max_chars: drops["text_too_long"],
-        "foreign_script_gt_%g" % config.filters.max_foreign_share: drops["foreign_script"],
-        "enhance_failed": drops["enhance_failed"],
-        "orphaned_by_a_dropped_neighbour": orphaned,
+    d = totals.drops
+    filter_rows = {
+        "overlap_dropped_other_role_heard": d["overlap"],
+        "overlap_trimmed_to_clean_part": totals.overlap_trimmed,
+        "duration_too_short_lt_%gs" % filters.min_duration_s: totals.too_short,
+        "duration_truncated_gt_%gs" % filters.max_duration_s: totals.truncated,
+        "text_too_short_lt_%d_chars" % filters.min_chars: d["text_too_short"],
+        "text_too_long_gt_%d_chars" % filters.max_chars: d["text_too_long"],
+        "foreign_script_gt_%g" % filters.max_foreign_share: d["foreign_script"],
+        "enhance_failed": d["enhance_failed"],
+        "orphaned_by_a_dropped_neighbour": totals.orphaned,
     }
-
-    kept = [u for u in utterances if not u["drop"]]
-    kept_s = sum(u["end"] - u["start"] for u in kept)
-    q = {"clips_measured": len(quality), "enhancer": config.enhancer or "none",
-         "overlap_rate": round(sum(u["overlap_s"] for u in kept) / kept_s, 4) if kept_s else 0.0}
+    q = {"clips_measured": totals.clips_measured, "enhancer": settings.get("enhancer") or "none",
+         "overlap_rate": round(totals.speech_overlap_s / totals.speech_s, 4) if totals.speech_s else 0.0,
+         "kept_overlap_rate": round(totals.kept_overlap_s / totals.kept_s, 4) if totals.kept_s else 0.0}
     for k in QUALITY_KEYS:
         for when in ("before", "after"):
-            if (k, when) == ("snr_db", "after"):
-                # WADA-SNR reads the near-silent pauses DeepFilterNet leaves as its 100 dB ceiling
-                q[f"{k}_{when}"] = None
-                continue
-            vals = [c[f"{k}_{when}"] for c in quality if c.get(f"{k}_{when}") is not None]
-            q[f"{k}_{when}"] = round(fmean(vals), 3) if vals else None
-    return {"series": series, "characters": characters, "filters": filters, "quality": q,
-            "settings": {"max_pause_s": config.max_pause_s, "test_fraction": config.test_fraction, "seed": config.seed,
-                         "asr": config.asr, "enhancer": config.enhancer, "audio_rate": config.audio_rate,
-                         "quality_every": config.quality_every}}
+            # WADA-SNR reads the near-silent pauses DeepFilterNet leaves as its 100 dB ceiling
+            q[f"{k}_{when}"] = None if (k, when) == ("snr_db", "after") else totals.mean(f"{k}_{when}")
+    return {"series": series, "characters": characters, "filters": filter_rows, "quality": q, "settings": settings}
 
 
 def _table(rows: list[dict], cols: list[tuple[str, str]]) -> str:
@@ -89,7 +123,8 @@ def render_markdown(report: dict) -> str:
         + "\n## Filters: utterances dropped\n\n"
         + _table([{"filter": k, "rows": v} for k, v in report["filters"].items()], [("filter", "filter"), ("rows", "rows")])
         + f"\n## Quality ({q['clips_measured']} clips measured; enhancer: {q['enhancer']})\n\n"
-        + f"Speaker overlap rate (share of kept utterance time with two or more speakers in the RTTM): {q['overlap_rate']}\n\n"
+        + f"Speaker overlap rate (share of diarized speech with two or more speakers at once): {q['overlap_rate']}; "
+        f"in the kept clips, after overlaps were trimmed: {q['kept_overlap_rate']}\n\n"
         + _table(qrows, [("figure", "figure"), ("before", "before enhancement"), ("after", "after")])
         + "\nSNR is a blind WADA estimate (paper: 18-19 dB); after DeepFilterNet the pauses are near digital "
         "silence and WADA saturates, so only the figure before enhancement is given. noise_s: seconds per clip "

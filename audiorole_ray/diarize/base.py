@@ -5,9 +5,8 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from audiorole_ray.types import EpisodeDiarization
-
-SAMPLE_RATE = 16_000
+from audiorole_ray.io.audio import SAMPLE_RATE
+from audiorole_ray.records import EpisodeDiarization
 
 
 class DiarizationBackend(ABC):

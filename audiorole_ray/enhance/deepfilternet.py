@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audiorole_ray.diarize.models import MissingModelError
+from audiorole_ray.errors import MissingModelError
 from audiorole_ray.enhance.base import Enhancer, as_mono_f32
 
 CONFLICT = (
@@ -43,25 +43,25 @@ def check_model_dir(model_dir: str | os.PathLike | None, epoch: str | int = "bes
     layout = "a local DeepFilterNet model folder (config.ini and checkpoints/model_*.ckpt.best, e.g. the " \
              "released DeepFilterNet3.zip unpacked)"
     if model_dir is None or str(model_dir) == "":
-        raise MissingModelError(f"the 'deepfilternet' backend needs model_dir: {layout}; nothing is downloaded")
+        raise MissingModelError(f"the 'deepfilternet' backend needs a model folder (--enhancer-model): {layout}; nothing is downloaded")
     path = Path(model_dir).expanduser().resolve()
     if not path.is_dir():
-        raise MissingModelError(f"no DeepFilterNet model folder at {path}: model_dir must be {layout}")
+        raise MissingModelError(f"no DeepFilterNet model folder at {path}: the model folder must be {layout}")
     if not (path / "config.ini").is_file():
-        raise MissingModelError(f"{path} has no config.ini: model_dir must be {layout}")
+        raise MissingModelError(f"{path} has no config.ini: the model folder must be {layout}")
     cps = glob.glob(str(path / "checkpoints" / "model*.ckpt")) + glob.glob(str(path / "checkpoints" / "model*.ckpt.best"))
     if isinstance(epoch, int) and not isinstance(epoch, bool):
         cps = [c for c in cps if Path(c).name.split(".")[0].rsplit("_", 1)[-1] == str(epoch)]
     if not cps:
         raise MissingModelError(f"{path / 'checkpoints'} has no model checkpoint (model_<epoch>.ckpt[.best]"
-                                f"{f' for epoch {epoch}' if isinstance(epoch, int) else ''}): model_dir must be {layout}")
+                                f"{f' for epoch {epoch}' if isinstance(epoch, int) else ''}): the model folder must be {layout}")
     return path
 
 
 class DeepFilterNetTorch(Enhancer):
     """DeepFilterNet (1/2/3, whatever the folder's config.ini names) with its PyTorch package.
 
-    ``model_dir``: local model folder (required). ``atten_lim``: most attenuation in dB (100 or
+    ``model``: local model folder (required). ``atten_lim``: most attenuation in dB (100 or
     more: no limit). ``post_filter``: DeepFilterNet's post-filter. ``epoch``: ``"best"``,
     ``"latest"`` or an int, as in ``init_df``. ``device``: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
     """
@@ -69,9 +69,9 @@ class DeepFilterNetTorch(Enhancer):
     name = "deepfilternet"
     sample_rate = 48_000
 
-    def __init__(self, model_dir: str | None = None, atten_lim: float = 100.0, post_filter: bool = False,
+    def __init__(self, model: str | None = None, atten_lim: float = 100.0, post_filter: bool = False,
                  epoch: str | int = "best", device: str = "cpu"):
-        self.model_dir = model_dir
+        self.model_dir = model
         self.atten_lim = float(atten_lim)
         self.post_filter = bool(post_filter)
         self.epoch = epoch

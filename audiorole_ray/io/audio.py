@@ -2,39 +2,26 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
 
-SAMPLE_RATE = 16_000
+from audiorole_ray.errors import DecodeError
+from audiorole_ray.records import AudioInfo
 
-
-class AudioDecodeError(RuntimeError):
-    """An episode could not be read as audio; the message names the file and the reason."""
-
-    def __init__(self, uri: str, reason: str):
-        super().__init__(f"{uri}: {reason}")
-        self.uri, self.reason = uri, reason
-
-
-@dataclass(frozen=True)
-class AudioInfo:
-    duration_s: float
-    sample_rate: int
-    channels: int
-    codec: str
+SAMPLE_RATE = 16_000  # the project's analysis rate: VAD, embeddings, ASR, tokens, quality
 
 
 @contextmanager
 def _audio_stream(uri: str):
     """Open ``uri`` (local path or any fsspec URI) and yield (container, first audio stream);
-    every way of failing becomes an AudioDecodeError naming the file."""
+    every way of failing becomes an DecodeError naming the file."""
     import av
     import fsspec
 
     fs, path = fsspec.core.url_to_fs(uri)
-    if fs.exists(path) and fs.size(path) == 0:
-        raise AudioDecodeError(uri, "empty file (0 bytes)")
+    size = fs.size(path) if fs.exists(path) else None
+    if size == 0:
+        raise DecodeError(uri, "empty file (0 bytes)")
     fobj = None
     try:
         if "://" in uri and not uri.startswith("file://"):
@@ -44,21 +31,46 @@ def _audio_stream(uri: str):
         else:
             container = av.open(uri.removeprefix("file://"), "r")
     except FileNotFoundError as exc:
-        raise AudioDecodeError(uri, "file not found") from exc
+        raise DecodeError(uri, "file not found") from exc
     except (av.error.FFmpegError, OSError) as exc:
         if fobj is not None:
             fobj.close()
-        raise AudioDecodeError(uri, f"not a readable media file ({exc})") from exc
+        raise DecodeError(uri, f"not a readable media file ({exc})") from exc
     try:
         if not container.streams.audio:
-            raise AudioDecodeError(uri, "no audio stream")
+            raise DecodeError(uri, "no audio stream")
+        if container.format.name == "wav" and size:
+            with fs.open(path, "rb") as f:
+                _check_wav_length(uri, f.read(WAV_HEADER_BYTES), size)
         yield container, container.streams.audio[0]
     except av.error.FFmpegError as exc:
-        raise AudioDecodeError(uri, f"cannot decode audio ({exc})") from exc
+        raise DecodeError(uri, f"cannot decode audio ({exc})") from exc
     finally:
         container.close()
         if fobj is not None:
             fobj.close()
+
+
+WAV_HEADER_BYTES = 1 << 16  # RIFF chunks before 'data' (fmt, LIST, bext...) fit in this
+
+
+def _check_wav_length(uri: str, head: bytes, file_size: int) -> None:
+    """A WAV whose data chunk declares more bytes than the file holds is truncated. FFmpeg
+    decodes what is there without a word, so the header is read here."""
+    import struct
+
+    if head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+        return  # RF64/W64 and friends: trust FFmpeg
+    fmt = "<I" if head[:4] == b"RIFF" else ">I"
+    pos = 12
+    while pos + 8 <= len(head):
+        chunk, size = head[pos : pos + 4], struct.unpack(fmt, head[pos + 4 : pos + 8])[0]
+        if chunk == b"data":
+            held = file_size - (pos + 8)
+            if size not in (0, 0xFFFFFFFF) and held < size:  # 0 / all ones: length left open by a streaming writer
+                raise DecodeError(uri, f"truncated: the WAV header declares {size} bytes of audio, the file holds {held}")
+            return
+        pos += 8 + size + (size & 1)
 
 
 def _header_duration(container, stream) -> float:
@@ -109,12 +121,12 @@ def load(uri: str, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, AudioInf
         chunks = list(_mono_chunks(container, stream, sample_rate))
     audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     if audio.size == 0:
-        raise AudioDecodeError(uri, "no audio samples (empty or silent container)")
+        raise DecodeError(uri, "no audio samples (empty or silent container)")
     got = audio.size / sample_rate
     if claimed - got > TRUNCATION_TOLERANCE_S:
-        raise AudioDecodeError(uri, f"truncated: decoded {got:.2f} s of the {claimed:.2f} s its header declares")
+        raise DecodeError(uri, f"truncated: decoded {got:.2f} s of the {claimed:.2f} s its header declares")
     if not np.isfinite(audio).all():
-        raise AudioDecodeError(uri, "decoded audio has NaN/inf samples")
+        raise DecodeError(uri, "decoded audio has NaN/inf samples")
     return audio.astype(np.float32, copy=False), info
 
 
@@ -156,10 +168,16 @@ def load_segments(uri: str, segments: list[tuple[float, float]], sample_rate: in
     clips = []
     for (s, e), p in zip(bounds, parts):
         clip = np.concatenate(p) if p else np.zeros(0, np.float32)
-        if clip.size < e - s:
-            raise AudioDecodeError(uri, f"segment {s / sample_rate:.3f}-{e / sample_rate:.3f} s ends past the decoded audio ({pos / sample_rate:.3f} s)")
+        # Times are rounded to the millisecond and decoders at other rates end a few samples
+        # apart, so an end just past the audio is the audio's end; further is an error.
+        if clip.size < e - s and (e - pos > END_SLACK_S * sample_rate or clip.size == 0):
+            raise DecodeError(uri, f"segment {s / sample_rate:.3f}-{e / sample_rate:.3f} s ends past the decoded audio ({pos / sample_rate:.3f} s)")
         clips.append(clip.astype(np.float32, copy=False))
     return clips
+
+
+# How far past the decoded audio a segment may end and still be cut at the audio's end.
+END_SLACK_S = 0.05
 
 
 def encode_flac(clip: np.ndarray, sample_rate: int) -> bytes:

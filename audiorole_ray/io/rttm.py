@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from audiorole_ray.types import Turn
+from audiorole_ray.records import Turn
 
 
 def format_rttm(file_id: str, turns: Iterable[Turn]) -> str:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from audiorole_ray.types import Turn
+from audiorole_ray.records import Turn
 
 
 @dataclass

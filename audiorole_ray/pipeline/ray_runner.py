@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from audiorole_ray.pipeline.stages import Stage
+from audiorole_ray.pipeline.stage import Stage
 
 
 class _StageActor:
@@ -22,11 +22,6 @@ class _StageActor:
         return pd.DataFrame(self.stage.process(batch.to_dict("records")))
 
 
-def _run_tasks(batch: pd.DataFrame, stage: Stage) -> pd.DataFrame:
-    stage.setup()
-    return pd.DataFrame(stage.process(batch.to_dict("records")))
-
-
 def _op_name(stage: Stage) -> str:
     # Ray Data names operators after the callable: "Diarize" rather than "_StageActor"
     return stage.name.title().replace("_", "")
@@ -43,7 +38,8 @@ def apply_stage(ds, stage: Stage, workers: int | None = None):
         return ds.map_batches(actor, compute=ActorPoolStrategy(size=workers), **common)
 
     def fn(batch):
-        return _run_tasks(batch, stage)
+        stage.setup()
+        return pd.DataFrame(stage.process(batch.to_dict("records")))
 
     fn.__name__ = fn.__qualname__ = _op_name(stage)
     return ds.map_batches(fn, **common)

@@ -1,0 +1,161 @@
+"""Hand-computed checks of audiorole_ray.metrics.der, plus a pyannote.metrics cross-check when
+that package is importable (it is not a project dependency, so that test usually skips)."""
+import random
+import time
+
+import pytest
+
+from audiorole_ray.metrics.der import cluster_purity_coverage, der, der_many
+from audiorole_ray.records import Turn
+
+T = Turn
+REF = [T(0, 10, "A"), T(10, 20, "B")]
+
+
+def close(a, b, tol=1e-6):
+    return abs(a - b) <= tol
+
+
+def test_perfect():
+    r = der(REF, REF, collar=0.0)
+    assert r.der == 0 and close(r.total, 20) and r.mapping == {"A": "A", "B": "B"}
+
+
+def test_swapped_labels_are_mapped():
+    r = der(REF, [T(0, 10, "x"), T(10, 20, "y")], collar=0.0)
+    assert close(r.der, 0) and r.mapping == {"x": "A", "y": "B"}
+
+
+def test_pure_missed():
+    r = der(REF, [T(0, 10, "x")], collar=0.0)
+    assert close(r.missed, 10) and r.false_alarm == 0 and close(r.confusion, 0) and close(r.der, 0.5)
+
+
+def test_pure_false_alarm():
+    r = der(REF, REF + [T(20, 25, "x")], collar=0.0)
+    assert close(r.false_alarm, 5) and r.missed == 0 and close(r.confusion, 0) and close(r.der, 0.25)
+
+
+def test_half_confusion():
+    # "x" covers A fully and the first half of B: best map x->A, so B[10, 15) is confused
+    r = der(REF, [T(0, 15, "x"), T(15, 20, "y")], collar=0.0)
+    assert close(r.confusion, 5) and close(r.missed, 0) and close(r.der, 0.25)
+    assert r.mapping == {"x": "A", "y": "B"}
+
+
+def test_collar_excludes_small_boundary_error():
+    hyp = [T(0, 10.2, "x"), T(10.2, 20, "y")]  # boundary 0.2 s late
+    assert close(der(REF, hyp, collar=0.0).confusion, 0.2)
+    r = der(REF, hyp, collar=0.25)
+    assert close(r.der, 0)
+    # +-0.25 s around boundaries 0, 10 and 20 removes 0.25 + 0.5 + 0.25 s of reference speech
+    assert close(r.total, 19.0)
+
+
+def test_overlap_counted_twice():
+    ref = [T(0, 10, "A"), T(5, 10, "B")]
+    r = der(ref, [T(0, 10, "x")], collar=0.0)
+    assert close(r.total, 15) and close(r.missed, 5) and close(r.der, 5 / 15)
+    r = der(ref, [T(0, 10, "x")], collar=0.0, skip_overlap=True)
+    assert close(r.total, 5) and close(r.der, 0)
+
+
+def test_empty_hypothesis():
+    r = der(REF, [], collar=0.25)
+    assert close(r.der, 1.0) and close(r.missed, r.total) and r.mapping == {}
+
+
+def test_empty_reference():
+    assert der([], [], collar=0.25).der == 0.0
+    r = der([], [T(0, 3, "x")], collar=0.25)
+    assert r.total == 0 and close(r.false_alarm, 3) and r.der == 1.0
+
+
+def test_global_vs_per_file_mapping():
+    pairs = {
+        "ep1": (REF, [T(0, 10, "s1"), T(10, 20, "s2")]),
+        "ep2": (REF, [T(0, 10, "s2"), T(10, 20, "s1")]),  # labels swapped in this episode
+    }
+    local = der_many(pairs, collar=0.0)
+    assert close(local.der, 0) and close(local.total, 40)
+    assert local.per_file["ep2"].mapping == {"s2": "A", "s1": "B"}
+    glob = der_many(pairs, collar=0.0, global_mapping=True)
+    assert glob.mapping == {"s1": "A", "s2": "B"} or glob.mapping == {"s1": "B", "s2": "A"}
+    assert close(glob.confusion, 20) and close(glob.der, 0.5)
+
+
+def test_cluster_purity_coverage():
+    ref = {"ep1": [T(0, 10, "hero"), T(10, 20, "B")], "ep2": [T(0, 10, "hero"), T(10, 14, "C")]}
+    # "k" covers hero in ep1 (10 s) plus 5 s of B; in ep2 hero is split 6 s "k" / 4 s "m"
+    hyp = {"ep1": [T(0, 15, "k"), T(15, 20, "m")], "ep2": [T(0, 6, "k"), T(6, 14, "m")]}
+    purity, coverage, lab = cluster_purity_coverage(ref, hyp, "hero")
+    assert lab == "k" and close(purity, 16 / 21) and close(coverage, 16 / 20)
+    assert cluster_purity_coverage(ref, hyp, "nobody") == (0.0, 0.0, None)
+
+
+def test_fast_one_hour_thirty_speakers():
+    rng = random.Random(0)
+    ref = [T(t, t + 2.0, f"S{rng.randrange(30)}") for t in range(0, 3600, 2)]
+    hyp = [T(t + 0.3, t + 2.3, f"h{rng.randrange(30)}") for t in range(0, 3600, 2)]
+    t0 = time.perf_counter()
+    der(ref, hyp)
+    assert time.perf_counter() - t0 < 5.0
+
+
+# --- cross-check against pyannote.metrics (collar convention: pyannote's is full width) ---
+
+def _random_turns(rng, n_spk, dur, prefix):
+    turns = []
+    for k in range(n_spk):
+        t = rng.uniform(0, 5)
+        while t < dur:
+            d = rng.uniform(0.3, 6)
+            turns.append(T(round(t, 2), round(min(t + d, dur), 2), f"{prefix}{k}"))
+            t += d + rng.uniform(0.1, 20)
+    return turns
+
+
+def _annotation(turns):
+    from pyannote.core import Annotation, Segment
+
+    ann = Annotation()
+    for i, t in enumerate(turns):
+        ann[Segment(t.start, t.end), i] = t.speaker
+    return ann
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("collar,skip_overlap", [(0.0, False), (0.25, False), (0.25, True)])
+def test_matches_pyannote(seed, collar, skip_overlap):
+    pm = pytest.importorskip("pyannote.metrics.diarization")
+    rng = random.Random(seed)
+    ref = _random_turns(rng, rng.randint(1, 5), 120, "S")
+    hyp = _random_turns(rng, rng.randint(1, 6), 120, "h")
+    metric = pm.DiarizationErrorRate(collar=2 * collar, skip_overlap=skip_overlap)
+    d = metric(_annotation(ref), _annotation(hyp), detailed=True)
+    r = der(ref, hyp, collar=collar, skip_overlap=skip_overlap)
+    assert abs(r.der - d["diarization error rate"]) < 1e-3
+    for ours, theirs in [(r.total, "total"), (r.missed, "missed detection"),
+                         (r.false_alarm, "false alarm"), (r.confusion, "confusion")]:
+        assert abs(ours - d[theirs]) < 1e-3 * max(1.0, d["total"])
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("global_mapping", [False, True])
+def test_der_many_matches_pyannote(global_mapping):
+    pm = pytest.importorskip("pyannote.metrics.diarization")
+    rng = random.Random(42)
+    pairs = {f"ep{i}": (_random_turns(rng, 4, 100, "S"), _random_turns(rng, 4, 100, "h"))
+             for i in range(4)}
+    metric = pm.DiarizationErrorRate(collar=0.5)
+    if global_mapping:  # one mapping over all files == score the files laid end to end
+        shift = lambda ts, o: [T(t.start + o, t.end + o, t.speaker) for t in ts]  # noqa: E731
+        ref = [t for i, (r, _) in enumerate(pairs.values()) for t in shift(r, 200 * i)]
+        hyp = [t for i, (_, h) in enumerate(pairs.values()) for t in shift(h, 200 * i)]
+        metric(_annotation(ref), _annotation(hyp))
+    else:
+        for r, h in pairs.values():
+            metric(_annotation(r), _annotation(h))
+    r = der_many(pairs, collar=0.25, global_mapping=global_mapping)
+    assert abs(r.der - abs(metric)) < 1e-3

@@ -1,0 +1,1 @@
+"""Repository tooling run from a checkout (CI, make targets); not part of the installed package."""
