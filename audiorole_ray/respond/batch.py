@@ -82,7 +82,8 @@ class RespondStage(Stage):
         self.responder = Responder(self.model_dir, device=device, sampling=Sampling(**self.sampling), **options).load()
 
     def process_item(self, item: dict):
-        from audiorole_ray.corpus.shards import write_shard
+        from audiorole_ray.corpus.shards import shard_bytes
+        from audiorole_ray.io.storage import write_bytes
         from audiorole_ray.decoder.mel import resample
         from audiorole_ray.io.audio import SAMPLE_RATE, encode_flac
 
@@ -116,7 +117,7 @@ class RespondStage(Stage):
             rows.append(row)
         outputs = {}
         if samples:
-            outputs[shard] = write_shard(join(self.output, shard), samples)
+            outputs[shard] = write_bytes(join(self.output, shard), shard_bytes(samples))
         return Output(payload={"rows": rows}, audio_s=seconds, outputs=outputs)
 
 
