@@ -87,7 +87,9 @@ class RespondStage(Stage):
         from audiorole_ray.decoder.mel import resample
         from audiorole_ray.io.audio import SAMPLE_RATE, encode_flac
 
-        turns = item["turns"]
+        # rows come through Arrow/pandas: plain Python values for the marker's JSON
+        turns = [{"turn_index": int(t["turn_index"]), "audio_key": str(t["audio_key"]), "audio_path": str(t["audio_path"])}
+                 for t in item["turns"]]
         audio = {}
         for path in sorted({t["audio_path"] for t in turns}):
             for key, clip, rate, _ in iter_shard_clips(self.corpus, path, {t["audio_key"] for t in turns}):
