@@ -55,7 +55,12 @@ def test_tiny_decoder_trains_and_validation_loss_falls(sample_corpus, tmp_path):
 def test_resume_after_kill(sample_corpus, tmp_path):
     import os
 
-    from conftest import kill_when  # tests/conftest.py
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_tests_conftest", Path(__file__).parents[1] / "conftest.py")
+    shared = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(shared)
+    kill_when = shared.kill_when  # tests/conftest.py
 
     out = tmp_path / "model"
     args = [*JOB, "--corpus", str(sample_corpus), "--target", "sitcom_spk00", "--output", str(out), "--epochs", "3",

@@ -41,6 +41,7 @@ def arp_model(sample_corpus, tmp_path_factory):
     return build_arp_model(sample_corpus, tmp_path_factory.mktemp("arp") / "model")
 
 
+@pytest.mark.slow  # trains a tiny LM and decoder in-process, then generates and decodes
 def test_respond_end_to_end(arp_model, sample_corpus):
     from audiorole_ray.corpus.reader import clip_audio, read_dialogues
     from audiorole_ray.decoder.mel import resample
@@ -59,6 +60,7 @@ def test_respond_end_to_end(arp_model, sample_corpus):
     assert np.isfinite(ans.audio).all() and np.abs(ans.audio).max() > 0
 
 
+@pytest.mark.slow  # trains a tiny LM and decoder in-process, then generates and decodes
 def test_single_mode_cli(arp_model, sample_corpus, tmp_path):
     import subprocess
     import sys
@@ -86,6 +88,7 @@ def test_single_mode_cli(arp_model, sample_corpus, tmp_path):
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and "arp_model.json" in bad.stderr
 
 
+@pytest.mark.slow  # trains a tiny LM and decoder in-process, then generates and decodes
 def test_batch_mode_resumes(arp_model, sample_corpus, tmp_path):
     from audiorole_ray.corpus.reader import read_dialogues
     from audiorole_ray.respond.batch import RESPONSES
