@@ -1,4 +1,5 @@
 """Mel settings against the vocoder's config; HiFi-GAN, Griffin-Lim and the HiFT stand-in."""
+import sys
 import textwrap
 
 import numpy as np
@@ -181,3 +182,35 @@ def test_hift_backend_errors(tmp_path, glm4voice_standin):
         registry.create("vocoder", "hift", model=str(tmp_path), code=str(code))  # no hift.pt
     with pytest.raises(ConfigError):
         registry.create("vocoder", "hift", model=str(folder), code=None)
+
+
+FLOW_INFERENCE = '''
+import torch
+
+
+class AudioDecoder:
+    """Stand-in with the official constructor and offline_inference signature."""
+
+    def __init__(self, config_path, flow_ckpt_path, hift_ckpt_path, device="cuda"):
+        for p in (config_path, flow_ckpt_path, hift_ckpt_path):
+            open(p, "rb").close()
+        self.device = device
+
+    def offline_inference(self, token):
+        frames = int(token.shape[1] / 12.5 * 22050 / 256)
+        return torch.zeros(1, frames * 256) + 0.1
+'''
+
+
+def test_respond_uses_glm4voice_audio_decoder(glm4voice_standin):
+    """--decoder-model: the answer's speech tokens go through GLM-4-Voice's own AudioDecoder."""
+    from audiorole_ray.respond.engine import Responder
+
+    code, folder, _ = glm4voice_standin
+    (code / "flow_inference.py").write_text(FLOW_INFERENCE)
+    (folder / "flow.pt").write_bytes(b"")
+    r = Responder("unused", decoder_model=str(folder), decoder_code=str(code))
+    r._load_official_decoder(str(folder), str(code))
+    audio, rate = r.speak(list(range(25)))
+    assert rate == 22050 and len(audio) == int(25 / 12.5 * 22050 / 256) * 256
+    sys.modules.pop("flow_inference", None)
