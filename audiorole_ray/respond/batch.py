@@ -22,7 +22,7 @@ from audiorole_ray.io.storage import join
 
 RESPONSES = "responses.parquet"
 COLUMNS = ["dialogue_id", "turn_index", "audio_key", "audio_path", "text", "response_path", "response_key", "status",
-           "error", "duration_s", "sample_rate", "n_input_tokens", "n_speech_tokens", "problems"]
+           "error", "duration_s", "rms_dbfs", "sample_rate", "n_input_tokens", "n_speech_tokens", "problems"]
 
 
 def test_items(corpus: str, character: str, model_stamp: str) -> list[dict]:
@@ -100,7 +100,8 @@ class RespondStage(Stage):
             key = f"{item['id']}_{t['turn_index']:03d}"
             row = {"dialogue_id": item["dialogue_id"], "turn_index": t["turn_index"], "audio_key": t["audio_key"],
                    "audio_path": t["audio_path"], "text": "", "response_path": "", "response_key": "", "status": "error",
-                   "error": "", "duration_s": 0.0, "sample_rate": 0, "n_input_tokens": 0, "n_speech_tokens": 0, "problems": ""}
+                   "error": "", "duration_s": 0.0, "rms_dbfs": -120.0, "sample_rate": 0, "n_input_tokens": 0,
+                   "n_speech_tokens": 0, "problems": ""}
             try:
                 if t["audio_key"] not in audio:
                     raise InputError(f"clip {t['audio_key']} not found in {t['audio_path']}")
@@ -108,7 +109,8 @@ class RespondStage(Stage):
                 ans = self.responder.respond(audio[t["audio_key"]])
                 row.update(text=ans.text, status=ans.status, problems="; ".join(ans.problems), sample_rate=ans.rate,
                            n_input_tokens=ans.input_tokens, n_speech_tokens=len(ans.speech),
-                           duration_s=round(len(ans.audio) / ans.rate, 3) if ans.rate else 0.0)
+                           duration_s=round(len(ans.audio) / ans.rate, 3) if ans.rate else 0.0,
+                           rms_dbfs=round(rms_dbfs(ans.audio), 1))
                 if ans.status == "no_speech":
                     row["error"] = "the LM emitted no speech tokens"
                 if len(ans.audio):
@@ -132,7 +134,7 @@ def assemble(done: dict, errors: list, items: list[dict]) -> pd.DataFrame:
             for t in it["turns"]:
                 rows.append({"dialogue_id": it["dialogue_id"], "turn_index": t["turn_index"], "audio_key": t["audio_key"],
                              "audio_path": t["audio_path"], "text": "", "response_path": "", "response_key": "",
-                             "status": "error", "error": failed[it["id"]], "duration_s": 0.0, "sample_rate": 0,
+                             "status": "error", "error": failed[it["id"]], "duration_s": 0.0, "rms_dbfs": -120.0, "sample_rate": 0,
                              "n_input_tokens": 0, "n_speech_tokens": 0, "problems": ""})
     df = pd.DataFrame(rows, columns=COLUMNS)
     return df.sort_values(["dialogue_id", "turn_index"]).reset_index(drop=True)
@@ -143,9 +145,9 @@ def _rows(marker) -> list[dict]:
     return list(payload.get("rows", [])) if isinstance(payload, dict) else []
 
 
-def silent(audio: np.ndarray, floor_db: float = -50.0) -> bool:
-    """True when the answer has no sound above ``floor_db`` dBFS RMS."""
+def rms_dbfs(audio: np.ndarray) -> float:
+    """RMS level in dBFS (-120 for nothing)."""
     if audio.size == 0:
-        return True
+        return -120.0
     rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
-    return 20 * np.log10(max(rms, 1e-12)) < floor_db
+    return max(-120.0, 20 * np.log10(max(rms, 1e-12)))

@@ -27,8 +27,9 @@ def run_batch(model_dir: str, corpus: str, output: str, options: dict, sampling:
     table = assemble(result.done, result.errors, items)
     _write_parquet(join(output, RESPONSES), table)
     counts = table["status"].value_counts().to_dict()
+    spoken = int(((table.duration_s >= 0.5) & (table.rms_dbfs > -50.0)).sum())
     return {"output": output, "character": character, "dialogues": len(items), "resumed": result.resumed,
-            "turns": len(table), "status": counts, "answer_s": round(float(table["duration_s"].sum()), 2),
+            "turns": len(table), "status": counts, "answers_0.5s_non_silent": spoken, "answer_s": round(float(table["duration_s"].sum()), 2),
             "wall_s": round(time.perf_counter() - t0, 1)}
 
 
