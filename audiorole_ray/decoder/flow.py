@@ -9,8 +9,6 @@ earlier mels as prompt). Attribute names match the official module, so ``state_d
 """
 from __future__ import annotations
 
-import random
-
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -73,15 +71,15 @@ class FlowDecoder(nn.Module):
         h, _ = self.length_regulator(self.encoder_proj(h), feat_len)
         return h.transpose(1, 2)  # (B, 80, T_mel)
 
-    def forward(self, tokens, token_len, mel, mel_len, embedding=None, generator: random.Random | None = None):
-        """The training loss of a padded batch: tokens (B, N), mel (B, 80, T)."""
-        rng = generator or random
+    def forward(self, tokens, token_len, mel, mel_len, embedding=None):
+        """The training loss of a padded batch: tokens (B, N), mel (B, 80, T). Random draws come
+        from torch's generator (seeded per worker by the trainer), so a run repeats exactly."""
         mu = self._encode(tokens, token_len, mel_len)
         mel = mel[:, :, : mu.shape[-1]]
         cond = torch.zeros_like(mel)
         for i, n in enumerate(mel_len.tolist()):
-            if self.training and rng.random() < self.prompt_prob:
-                k = rng.randint(0, int(0.8 * n))
+            if self.training and float(torch.rand(())) < self.prompt_prob:
+                k = int(torch.randint(0, int(0.8 * n) + 1, ()))
                 cond[i, :, :k] = mel[i, :, :k]
         mask = pad_mask(mel_len, mel.shape[-1]).to(mel.dtype)[:, None]
         loss, _ = self.decoder.compute_loss(mel, mask, mu, self._speaker(mel.shape[0], mel.device, embedding), cond)
