@@ -40,7 +40,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--gpus-per-worker", type=float, default=0.0, help="1 on GPU nodes (default 0: CPU)")
     p.add_argument("--max-tokens", type=int, default=2048, help="longest sample; longer dialogues are cut at a turn boundary (default 2048)")
     p.add_argument("--batch-size", type=int, default=1, help="samples per worker per step (default 1)")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 1e-5 for a real model, 1e-3 for tiny)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 1e-5 for a real model, 3e-3 for tiny)")
     p.add_argument("--warmup-steps", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps (default: each epoch)")
     p.add_argument("--storage", default="", help="Ray Train storage for checkpoints (local or s3://; default OUTPUT/lm/_ray)")
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
             raise_config(f"{', '.join(missing)} required (or --plan)")
         from audiorole_ray.lm.job import prepare
 
-        lr = args.lr if args.lr is not None else (1e-3 if args.model == "tiny" else 1e-5)
+        lr = args.lr if args.lr is not None else (3e-3 if args.model == "tiny" else 1e-5)
         prepared = prepare(args.corpus, args.target, args.model, args.output, tokenizer=args.tokenizer,
                            max_tokens=args.max_tokens, lora=args.lora, preview=args.preview, seed=args.seed,
                            epochs=args.epochs, plugin=args.plugin, workers=args.workers, cpus_per_worker=args.cpus_per_worker,

@@ -67,20 +67,25 @@ class ChatTokens:
     system_text: tuple[int, ...]  # "\n" + SYSTEM_PROMPT
     newline: tuple[int, ...]  # "\n"
     response_header: tuple[int, ...]  # "streaming_transcription\n"
-    n_audio: int = 0  # how many <|audio_N|> tokens exist (0: unchecked)
+    n_audio: int = 0  # speech codes 0..n_audio-1 are allowed (0: unchecked)
 
     @classmethod
-    def from_tokenizer(cls, tokenizer, system_prompt: str = SYSTEM_PROMPT) -> "ChatTokens":
+    def from_tokenizer(cls, tokenizer, n_audio: int, system_prompt: str = SYSTEM_PROMPT) -> "ChatTokens":
+        """Look the ids up; ``n_audio`` is the speech tokenizer's number of codes, all of which
+        must be consecutive ``<|audio_N|>`` tokens of this tokenizer."""
+        from audiorole_ray.errors import ConfigError
+
         ids = {t: tokenizer.convert_tokens_to_ids(t) for t in (*SPECIAL_TOKENS, audio_token(0))}
         missing = [t for t, i in ids.items() if i is None or i == tokenizer.unk_token_id]
         if missing:
-            from audiorole_ray.errors import ConfigError
-
             raise ConfigError(f"the tokenizer has no {', '.join(missing)}: it is not a GLM-4-Voice tokenizer")
+        offset = ids[audio_token(0)]
+        last = tokenizer.convert_tokens_to_ids(audio_token(n_audio - 1))
+        if last != offset + n_audio - 1:
+            raise ConfigError(f"the LM's tokenizer has no <|audio_{n_audio - 1}|> at id {offset + n_audio - 1}: "
+                              f"it cannot hold the {n_audio} codes of this speech tokenizer")
         enc = lambda s: tuple(tokenizer.encode(s, add_special_tokens=False))  # noqa: E731
         prefix = tuple(tokenizer.encode("", add_special_tokens=True))  # what it puts before any text
-        offset = ids[audio_token(0)]
-        n_audio = sum(1 for t, i in tokenizer.get_vocab().items() if t.startswith("<|audio_") and i >= offset)
         return cls(prefix=prefix, system=ids["<|system|>"], user=ids["<|user|>"], assistant=ids["<|assistant|>"],
                    begin_audio=ids["<|begin_of_audio|>"], end_audio=ids["<|end_of_audio|>"], audio_offset=offset,
                    system_text=enc("\n" + system_prompt), newline=enc("\n"), response_header=enc(RESPONSE_HEADER),

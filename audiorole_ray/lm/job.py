@@ -68,9 +68,7 @@ def prepare(corpus: str, target: str, model: str, output: str, *, tokenizer: str
     if n_audio <= 0:
         raise InputError(f"{join(corpus, 'tokens', name, 'tokenizer.json')} has no vocab_size")
     tok, tiny = load_tokenizer(model, n_audio)
-    ct = ChatTokens.from_tokenizer(tok)
-    if ct.n_audio < n_audio:
-        raise ConfigError(f"the LM's tokenizer has {ct.n_audio} <|audio_N|> tokens, the speech tokenizer {name!r} {n_audio} codes")
+    ct = ChatTokens.from_tokenizer(tok, n_audio)
     samples, counts = data.build_samples(dialogues, codes, ct, lambda s: tok.encode(s, add_special_tokens=False), max_tokens)
     if not samples:
         raise InputError(f"no training samples for {target!r} (counts: {counts})")

@@ -82,12 +82,13 @@ class LMTask(TrainTask):
 
     def export(self, model, booster, directory: str, is_main: bool) -> None:
         """Hugging Face format: weights, config, tokenizer and (for remote code) its .py files."""
-        inner = model.unwrap() if hasattr(model, "unwrap") else model
         if self.lora:
-            if is_main:
-                merged = inner.merge_and_unload()
+            if is_main:  # ddp/zero2 keep whole weights on every rank: rank 0 merges and saves
+                peft_model = model.unwrap(unwrap_peft=False) if hasattr(model, "unwrap") else model
+                merged = peft_model.merge_and_unload()
                 merged.save_pretrained(directory, safe_serialization=True)
         else:
+            inner = model.unwrap() if hasattr(model, "unwrap") else model
             booster.save_model(model, directory, shard=True, use_safetensors=True)
             if is_main:
                 inner.config.save_pretrained(directory)

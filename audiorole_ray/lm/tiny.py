@@ -18,9 +18,10 @@ from audiorole_ray.lm.format import SPECIAL_TOKENS, audio_token
 TRAIN_PIP = "'audiorole-ray[train]'"
 PREFIX = ("[gMASK]", "<sop>")
 EOS = "<|endoftext|>"
-# small but not trivial: 2 layers, 4 query heads over 2 KV groups, as GLM-4's GQA
-TINY_SHAPE = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
-                  num_key_value_heads=2, head_dim=32, max_position_embeddings=8192)
+# small but not trivial: 2 layers, 4 query heads over 2 KV groups as GLM-4's GQA; the output layer
+# over Whisper's ~50k text tokens dominates the cost, so the width stays small
+TINY_SHAPE = dict(hidden_size=64, intermediate_size=192, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, head_dim=16, max_position_embeddings=8192)
 
 
 def whisper_tokenizer_json() -> Path:

@@ -69,7 +69,7 @@ def train_loop(loop_config: dict) -> None:
     resumed = ray.train.get_checkpoint()
     if resumed is not None:
         with resumed.as_directory() as d:
-            state = ckpt_io.load(d, booster, model, optimizer, scheduler)
+            state = ckpt_io.load(d, booster, model, optimizer, scheduler, cfg.plugin)
         if is_main:
             print(f"[train] resumed from step {state.step} (epoch {state.epoch + 1}, {state.epoch_step} steps into it)", flush=True)
     log = MetricsLog(cfg.output, state.history) if is_main else None
@@ -81,7 +81,7 @@ def train_loop(loop_config: dict) -> None:
             return
         tmp = tempfile.mkdtemp(prefix="arp-ckpt-")
         try:
-            ckpt_io.save(tmp, booster, model, optimizer, scheduler, state, is_main)
+            ckpt_io.save(tmp, booster, model, optimizer, scheduler, state, is_main, cfg.plugin)
             ray.train.report(metrics, checkpoint=Checkpoint.from_directory(tmp) if is_main else None)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

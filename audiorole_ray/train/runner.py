@@ -24,11 +24,13 @@ class TrainOutcome:
     resumed_from_step: int  # 0 for a fresh run
 
 
-def latest_state(storage_path: str, run_name: str) -> dict | None:
-    """The counters of the newest checkpoint this run has in storage (by global step), or ``None``.
+SNAPSHOT = "checkpoint_manager_snapshot.json"  # Ray Train V2's record of a run's checkpoints
 
-    Only for telling the user where a re-run continues: Ray Train itself picks the checkpoint,
-    from the run snapshot it keeps beside them."""
+
+def latest_state(storage_path: str, run_name: str) -> dict | None:
+    """The counters (``state.json``) of the checkpoint a re-run of this run continues from, or
+    ``None``: the latest one in the run snapshot Ray Train keeps beside the checkpoints, which is
+    the one it hands to ``get_checkpoint()``."""
     import json
 
     from fsspec.core import url_to_fs
@@ -37,18 +39,13 @@ def latest_state(storage_path: str, run_name: str) -> dict | None:
     from audiorole_ray.train.checkpoint import STATE
 
     fs, root = url_to_fs(join(storage_path, run_name))
-    if not fs.isdir(root):
+    try:
+        with fs.open(f"{root.rstrip('/')}/{SNAPSHOT}") as f:
+            latest = json.load(f).get("latest_checkpoint_result") or {}
+        with fs.open(f"{root.rstrip('/')}/{latest['checkpoint_dir_name']}/{STATE}") as f:
+            return json.load(f)
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    best = None
-    for state_path in fs.glob(f"{root.rstrip('/')}/checkpoint_*/{STATE}"):
-        try:
-            with fs.open(state_path) as f:
-                state = json.load(f)
-        except (OSError, ValueError):
-            continue  # cut short while being written
-        if best is None or state["step"] > best["step"]:
-            best = state
-    return best
 
 
 def run(task: TrainTask, dataset, cfg: TrainConfig, *, rows: int | None = None, env: dict | None = None,
@@ -95,12 +92,20 @@ def run(task: TrainTask, dataset, cfg: TrainConfig, *, rows: int | None = None, 
     result = trainer.fit()
     if result.error:
         raise result.error
-    with result.checkpoint.as_directory() as d:
-        from audiorole_ray.train.checkpoint import read_state
-
-        final = read_state(d)
+    final = _read_state(result.checkpoint)
     return TrainOutcome(steps=final.step, epochs_done=final.epoch, history=final.history,
                         checkpoint=result.checkpoint.path, resumed_from_step=resumed_from)
+
+
+def _read_state(checkpoint) -> "TrainState":
+    """Only ``state.json`` of a checkpoint: a 9B checkpoint with its optimizer is ~150 GB, not
+    something to download to the driver."""
+    import json
+
+    from audiorole_ray.train.checkpoint import STATE, TrainState
+
+    with checkpoint.filesystem.open_input_stream(f"{checkpoint.path.rstrip('/')}/{STATE}") as f:
+        return TrainState(**json.loads(f.read().decode()))
 
 
 def _entry(loop_config: dict) -> None:
@@ -110,7 +115,12 @@ def _entry(loop_config: dict) -> None:
 
     for key, value in loop_config.pop("env", {}).items():
         os.environ.setdefault(key, value)
-    logging.getLogger("ray.train").setLevel(logging.WARNING)  # not one INFO line per ray.train.report
+    try:  # not one INFO line per ray.train.report (Train V2 logs them under the module's file name)
+        from ray.train.v2._internal.execution import context as _context
+
+        _context.logger.setLevel(logging.WARNING)
+    except (ImportError, AttributeError):
+        pass
     from audiorole_ray.train.loop import train_loop
 
     train_loop(loop_config)

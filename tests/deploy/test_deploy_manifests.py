@@ -455,11 +455,39 @@ def test_build_corpus_job_entrypoint_parses_and_fits_its_cluster():
     assert job["spec"]["shutdownAfterJobFinishes"] is True
 
 
-def test_train_job_stays_suspended_until_jobs_train_py_exists():
+def test_train_job_entrypoint_parses_fits_its_cluster_and_its_gpus():
     job = _doc("rayjob-train.yaml")
-    assert shlex.split(job["spec"]["entrypoint"])[:2] == ["python", "jobs/train.py"]
-    if not (REPO / "jobs" / "train.py").exists():
-        assert job["spec"].get("suspend") is True, "jobs/train.py does not exist yet: keep the RayJob suspended"
+    argv = shlex.split(job["spec"]["entrypoint"])
+    assert argv[:2] == ["python", "jobs/train_lm.py"]
+    assert job["spec"].get("suspend") is not True
+    args = _load_job_script("train_lm").parse_args(argv[2:])
+    assert args.corpus.startswith("s3://") and args.output.startswith("s3://")
+    (group,) = job["spec"]["rayClusterSpec"]["workerGroupSpecs"]
+    pod = group["template"]["spec"]
+    limits = pod["containers"][0]["resources"]["limits"]
+    assert args.workers * args.gpus_per_worker == group["replicas"] * int(limits["nvidia.com/gpu"])
+    assert args.workers * args.cpus_per_worker <= group["replicas"] * int(limits["cpu"])
+    # the model folder is mounted where --model points, on the workers and on the head (tokenizer)
+    head = job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
+    for spec in (pod, head):
+        mounts = [m["mountPath"] for m in spec["containers"][0].get("volumeMounts", [])]
+        assert any(args.model.startswith(m + "/") for m in mounts), mounts
+    # and the plugin fits a 40 GB A100 for the 9B model (config of tests/lm/data)
+    from audiorole_ray.lm import plan
+
+    config = plan.load_config(str(REPO / "tests" / "lm" / "data" / "glm-4-voice-9b"))
+    assert plan.plan(config, plugin=args.plugin, gpus=args.workers, seq_len=args.max_tokens, lora=args.lora).fits
+
+
+def test_train_job_runtime_env_is_colossalais_consistent_set():
+    from packaging.requirements import Requirement
+
+    env = yaml.safe_load(_doc("rayjob-train.yaml")["spec"]["runtimeEnvYAML"])
+    pins = {Requirement(p).name.lower(): str(Requirement(p).specifier) for p in env["pip"]["packages"]}
+    # colossalai 0.5.0 pins these; a runtime env cannot install it --no-deps as the CPU venv does
+    assert pins["colossalai"] == "==0.5.0" and pins["torch"] == "==2.5.1" and pins["transformers"] == "==4.51.3"
+    assert "ray" not in pins
+    assert env["env_vars"]["CUDA_DEVICE_MAX_CONNECTIONS"] == "1"
 
 
 def _pyproject_requirements() -> list:

@@ -14,7 +14,7 @@ from audiorole_ray.lm.format import IGNORE, ChatTokens, Turn, build_sample
 
 @pytest.fixture(scope="module")
 def ct(tiny_tokenizer):
-    return ChatTokens.from_tokenizer(tiny_tokenizer)
+    return ChatTokens.from_tokenizer(tiny_tokenizer, 64)
 
 
 def _build(corpus, tok, ct, max_tokens=None):

@@ -46,7 +46,7 @@ def test_interleave_empty_transcript_and_empty_speech():
 
 @pytest.fixture(scope="module")
 def ct(tiny_tokenizer):
-    return ChatTokens.from_tokenizer(tiny_tokenizer)
+    return ChatTokens.from_tokenizer(tiny_tokenizer, 64)
 
 
 def _enc(tok, text):
@@ -119,6 +119,11 @@ def test_speech_codes_outside_the_tokenizer_are_refused(ct):
         build_sample(ct, [Turn([64], [], [1])])  # the tiny tokenizer was built for 64 codes
 
 
+def test_a_tokenizer_with_too_few_audio_tokens_is_refused(tiny_tokenizer):
+    with pytest.raises(ConfigError, match="cannot hold the 65 codes"):
+        ChatTokens.from_tokenizer(tiny_tokenizer, 65)
+
+
 def test_a_tokenizer_without_glm_tokens_is_refused():
     from tokenizers import Tokenizer, models
     from transformers import PreTrainedTokenizerFast
@@ -126,4 +131,4 @@ def test_a_tokenizer_without_glm_tokens_is_refused():
     plain = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"a": 0, "[UNK]": 1}, unk_token="[UNK]")),
                                     unk_token="[UNK]")
     with pytest.raises(ConfigError, match="<\\|system\\|>"):
-        ChatTokens.from_tokenizer(plain)
+        ChatTokens.from_tokenizer(plain, 64)

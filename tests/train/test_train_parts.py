@@ -9,7 +9,7 @@ from audiorole_ray.errors import ConfigError
 from audiorole_ray.train.config import TrainConfig
 from audiorole_ray.train.loop import lr_lambda
 from audiorole_ray.train.metrics import METRICS, MetricsLog, epoch_means, loss_png, read_metrics, write_final
-from audiorole_ray.train.runner import latest_state
+from audiorole_ray.train.runner import SNAPSHOT, latest_state
 
 
 def test_lr_schedule_warms_up_then_decays_to_the_floor():
@@ -59,10 +59,12 @@ def test_final_metrics_and_png(tmp_path):
     assert loss_png(rows)[:4] == b"\x89PNG"
 
 
-def test_latest_state_skips_broken_checkpoints(tmp_path):
+def test_latest_state_follows_ray_trains_snapshot(tmp_path):
     assert latest_state(str(tmp_path), "lm") is None
-    for name, state in [("checkpoint_a", {"step": 4, "epoch": 1}), ("checkpoint_b", {"step": 9, "epoch": 2}),
-                        ("checkpoint_c", None)]:
+    for name, step in [("checkpoint_a", 4), ("checkpoint_b", 9), ("checkpoint_c", 12)]:
         (tmp_path / "lm" / name).mkdir(parents=True)
-        (tmp_path / "lm" / name / "state.json").write_text(json.dumps(state) if state else "{cut")
+        (tmp_path / "lm" / name / "state.json").write_text(json.dumps({"step": step, "epoch": 1}))
+    assert latest_state(str(tmp_path), "lm") is None  # no snapshot: Ray Train would start afresh
+    # checkpoint_c was written but not registered when the run died: Ray continues from checkpoint_b
+    (tmp_path / "lm" / SNAPSHOT).write_text(json.dumps({"latest_checkpoint_result": {"checkpoint_dir_name": "checkpoint_b"}}))
     assert latest_state(str(tmp_path), "lm")["step"] == 9
