@@ -112,7 +112,8 @@ class Responder:
         remote = "://" not in str(path) and any(Path(path).glob("*.py"))
         self.text_tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=remote)
         self.lm = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=remote).to(self.device).eval()
-        self.ct = ChatTokens.from_tokenizer(self.text_tokenizer)
+        n_audio = int(self.manifest["tokenizer"].get("vocab_size") or self.tokenizer.vocab_size)
+        self.ct = ChatTokens.from_tokenizer(self.text_tokenizer, n_audio)  # checks <|audio_N|> covers every code
 
     def _load_official_decoder(self, folder: str, code: str | None) -> None:
         """GLM-4-Voice's own ``AudioDecoder`` (flow + HiFT) from its checkout."""
