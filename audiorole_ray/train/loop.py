@@ -87,6 +87,23 @@ def train_loop(loop_config: dict) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
     shard = ray.train.get_dataset_shard("train")
+    try:
+        val_shard = ray.train.get_dataset_shard("val")
+    except (KeyError, ValueError):
+        val_shard = None
+
+    def validate(epoch: int) -> float:
+        """Mean validation loss over every worker's share, with the same RNG draws each epoch."""
+        model.eval()
+        total = torch.zeros(2, dtype=torch.float64, device=device)
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed + 12345)
+            for raw in val_shard.iter_batches(batch_size=cfg.batch_size, batch_format="numpy"):
+                loss, weight = task.eval_loss(model, _to(task.collate(raw), device))
+                total += torch.tensor([float(loss) * float(weight), float(weight)], dtype=torch.float64, device=device)
+        dist.all_reduce(total)
+        model.train()
+        return float(total[0] / max(float(total[1]), 1e-12))
     for epoch in range(state.epoch, cfg.epochs):
         skip = state.epoch_step if epoch == state.epoch else 0
         state.epoch, state.epoch_step = epoch, skip
@@ -130,9 +147,14 @@ def train_loop(loop_config: dict) -> None:
         state.epoch, state.epoch_step = epoch + 1, 0
         summary = {"step": state.step, "epoch": epoch, "epoch_done": epoch + 1,
                    "epoch_loss": sum(r["loss"] for r in epoch_rows) / max(1, len(epoch_rows))}
+        if val_shard is not None:
+            summary["val_loss"] = validate(epoch)
+            if epoch_rows:  # the epoch's last step carries its val_loss (metrics.jsonl is rewritten at the end)
+                epoch_rows[-1]["val_loss"] = summary["val_loss"]
         report(summary, with_checkpoint=True)
         if is_main:
-            print(f"[train] epoch {epoch + 1}/{cfg.epochs} done: mean loss {summary['epoch_loss']:.4f}", flush=True)
+            val = f", val loss {summary['val_loss']:.4f}" if "val_loss" in summary else ""
+            print(f"[train] epoch {epoch + 1}/{cfg.epochs} done: mean loss {summary['epoch_loss']:.4f}{val}", flush=True)
 
     # the final model, in the format the task's users load
     tmp = tempfile.mkdtemp(prefix="arp-export-")

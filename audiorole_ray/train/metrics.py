@@ -82,6 +82,9 @@ def loss_png(rows: Sequence[dict], title: str = "") -> bytes:
     for r in rows:
         last_step[int(r["epoch"])] = r["step"]
     ax.plot([last_step[e] for e in means], list(means.values()), "o-", lw=1.5, label="epoch mean")
+    val = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r and "loss" in r]
+    if val:
+        ax.plot(*zip(*val), "s-", lw=1.5, label="validation")
     ax.set_xlabel("step")
     ax.set_ylabel("training loss")
     ax.set_title(title or "training loss")

@@ -48,8 +48,10 @@ def latest_state(storage_path: str, run_name: str) -> dict | None:
         return None
 
 
-def run(task: TrainTask, dataset, cfg: TrainConfig, *, rows: int | None = None, env: dict | None = None) -> TrainOutcome:
-    """Train ``task`` on the Ray Dataset ``dataset`` (one row per sample) with ``cfg``."""
+def run(task: TrainTask, dataset, cfg: TrainConfig, *, rows: int | None = None, env: dict | None = None,
+        val_dataset=None) -> TrainOutcome:
+    """Train ``task`` on the Ray Dataset ``dataset`` (one row per sample) with ``cfg``; with
+    ``val_dataset``, every epoch ends with ``val_loss`` over it (split across the workers)."""
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -83,8 +85,8 @@ def run(task: TrainTask, dataset, cfg: TrainConfig, *, rows: int | None = None, 
             failure_config=FailureConfig(max_failures=cfg.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
         ),
-        datasets={"train": dataset},
-        dataset_config=DataConfig(datasets_to_split=["train"]),
+        datasets={"train": dataset, **({"val": val_dataset} if val_dataset is not None else {})},
+        dataset_config=DataConfig(datasets_to_split=["train"] + (["val"] if val_dataset is not None else [])),
         torch_config=TorchConfig(timeout_s=cfg.dist_timeout_s),
     )
     result = trainer.fit()

@@ -9,7 +9,10 @@ step/epoch counters), Ray Data shard iteration, metrics and the loss curve. A ta
 - ``loss(model, batch)``: ``(mean loss tensor, units)``; units (tokens, frames) weight the loss
   across workers and give the throughput;
 - ``export(model, booster, directory, is_main)``: the final model in the format its users load
-  (every rank calls it: sharded plugins gather in ``booster.save_model``).
+  (every rank calls it: sharded plugins gather in ``booster.save_model``);
+- optionally ``eval_loss(model, batch)``: the validation loss when the run has a validation set
+  (default: ``loss`` without gradients, the model in eval mode, the RNG seeded the same way at
+  every epoch so epochs compare).
 
 A task is pickled to the workers: keep it to settings and paths, build heavy things in methods.
 """
@@ -39,6 +42,10 @@ class TrainTask:
 
     def loss(self, model, batch: dict):
         raise NotImplementedError
+
+    def eval_loss(self, model, batch: dict):
+        """``(mean loss tensor, units)`` of a validation batch; called under ``torch.no_grad``."""
+        return self.loss(model, batch)
 
     def throughput_units(self, batch: dict) -> int:
         """How many ``unit`` a batch holds, for the throughput figure (default: its rows)."""

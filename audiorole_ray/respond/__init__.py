@@ -1,0 +1,1 @@
+"""Role-play inference: input speech -> the ARP-Model's spoken answer (``jobs/respond.py``)."""

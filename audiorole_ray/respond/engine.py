@@ -1,0 +1,182 @@
+"""One ARP-Model answering speech: tokenize the input, generate with the fine-tuned LM in
+GLM-4-Voice's chat format, split text from speech tokens, speech tokens -> mel -> waveform.
+
+Parts come from ``MODEL/arp_model.json`` (the LM in ``MODEL/lm``, the decoder in
+``MODEL/decoder``, the speech tokenizer named there). Overrides: ``lm`` (a local
+``glm-4-voice-9b`` folder), ``decoder_model`` + ``decoder_code`` (a local
+``glm-4-voice-decoder`` folder run through GLM-4-Voice's own ``AudioDecoder``: its flow and HiFT),
+``vocoder`` (a registry backend for our decoder's mel), ``tokenizer_model`` / ``codebook``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from audiorole_ray.errors import ConfigError, MissingModelError
+from audiorole_ray.io.storage import join
+from audiorole_ray.respond.parse import Response, split_response
+
+
+@dataclass
+class Sampling:
+    """GLM-4-Voice's demo defaults: temperature 0.2, top_p 0.8, at most 2000 new tokens."""
+
+    temperature: float = 0.2
+    top_p: float = 0.8
+    max_new_tokens: int = 2000
+    seed: int = 0
+
+
+@dataclass
+class Answer:
+    text: str
+    speech: list[int]
+    audio: np.ndarray  # float32 mono at ``rate`` (empty when there is no speech)
+    rate: int
+    status: str  # ok | malformed | no_speech
+    problems: list[str]
+    finished: bool
+    input_tokens: int
+    seconds: dict
+
+
+class Responder:
+    def __init__(self, model_dir: str, device: str = "cpu", sampling: Sampling | None = None, vocoder: str = "hifigan",
+                 vocoder_model: str | None = None, vocoder_code: str | None = None, lm: str | None = None,
+                 decoder_model: str | None = None, decoder_code: str | None = None, codebook: str | None = None,
+                 tokenizer_model: str | None = None, tokenizer_repo: str | None = None, n_timesteps: int = 10):
+        self.model_dir, self.device = model_dir, device
+        self.sampling = sampling or Sampling()
+        self.options = dict(vocoder=vocoder, vocoder_model=vocoder_model, vocoder_code=vocoder_code, lm=lm,
+                            decoder_model=decoder_model, decoder_code=decoder_code, codebook=codebook,
+                            tokenizer_model=tokenizer_model, tokenizer_repo=tokenizer_repo)
+        self.n_timesteps = n_timesteps
+        self.loaded = False
+
+    # ------------------------------------------------------------------ loading
+    def load(self) -> "Responder":
+        from audiorole_ray.arp_model import read_manifest
+
+        o = self.options
+        manifest = read_manifest(self.model_dir)
+        if manifest is None:
+            raise MissingModelError(f"{self.model_dir} is not an ARP-Model (no arp_model.json): train it with jobs/train_lm.py and jobs/train_decoder.py")
+        parts = manifest.get("parts", {})
+        if "lm" not in parts and not o["lm"]:
+            raise MissingModelError(f"{self.model_dir} has no trained LM (run jobs/train_lm.py) and no --lm was given")
+        if "decoder" not in parts and not o["decoder_model"]:
+            raise MissingModelError(f"{self.model_dir} has no trained decoder (run jobs/train_decoder.py) and no --decoder-model was given")
+        self.manifest = manifest
+        self._load_speech_tokenizer(manifest["tokenizer"])
+        self._load_lm(o["lm"] or join(self.model_dir, "lm"))
+        if o["decoder_model"]:
+            self._load_official_decoder(o["decoder_model"], o["decoder_code"])
+        else:
+            from audiorole_ray import registry
+            from audiorole_ray.decoder.load import load_flow_decoder
+
+            self.flow, self.flow_meta = load_flow_decoder(join(self.model_dir, "decoder"), self.device)
+            self.vocoder = registry.create("vocoder", o["vocoder"], model=o["vocoder_model"], device=self.device,
+                                           **({"code": o["vocoder_code"]} if o["vocoder_code"] else {}))
+            self.official = None
+        self.loaded = True
+        return self
+
+    def _load_speech_tokenizer(self, info: dict) -> None:
+        from audiorole_ray import registry
+
+        name, o = info.get("name"), self.options
+        options = {}
+        if name == "whisper-units":
+            options["codebook"] = o["codebook"] or join(self.manifest.get("corpus", ""), "tokens", name, info.get("codebook", "codebook.npz"))
+        elif name == "glm4voice" and o["tokenizer_repo"]:
+            options["repo"] = o["tokenizer_repo"]
+        self.tokenizer = registry.create("tokenizer", name, model=o["tokenizer_model"] or info.get("local_model"),
+                                         device=self.device, **options)
+        self.tokenizer.load()
+
+    def _load_lm(self, path: str) -> None:
+        from audiorole_ray.errors import require
+
+        require("transformers", "'audiorole-ray[train]'", "the ARP-Model's LM")
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from audiorole_ray.lm.format import ChatTokens
+
+        from pathlib import Path
+
+        # glm-4-voice-9b brings its model code (modeling_chatglm.py); our tiny GLM is transformers' own
+        remote = "://" not in str(path) and any(Path(path).glob("*.py"))
+        self.text_tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=remote)
+        self.lm = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=remote).to(self.device).eval()
+        n_audio = int(self.manifest["tokenizer"].get("vocab_size") or self.tokenizer.vocab_size)
+        self.ct = ChatTokens.from_tokenizer(self.text_tokenizer, n_audio)  # checks <|audio_N|> covers every code
+
+    def _load_official_decoder(self, folder: str, code: str | None) -> None:
+        """GLM-4-Voice's own ``AudioDecoder`` (flow + HiFT) from its checkout."""
+        from audiorole_ray.vocoder.hift import add_glm4voice_code
+
+        add_glm4voice_code(code)
+        from pathlib import Path
+
+        import flow_inference  # GLM-4-Voice's module at the checkout's root
+
+        f = Path(folder)
+        self.official = flow_inference.AudioDecoder(config_path=str(f / "config.yaml"), flow_ckpt_path=str(f / "flow.pt"),
+                                                    hift_ckpt_path=str(f / "hift.pt"), device=self.device)
+        self.flow = self.vocoder = None
+
+    # ------------------------------------------------------------------ answering
+    def prompt_ids(self, codes: list[int]) -> list[int]:
+        from audiorole_ray.lm.format import head_ids
+
+        ct = self.ct
+        return [*head_ids(ct), *ct.newline, ct.begin_audio, *ct.speech(codes), ct.end_audio, ct.assistant, *ct.response_header]
+
+    @torch.no_grad()
+    def generate(self, codes: list[int]) -> list[int]:
+        s = self.sampling
+        ids = torch.tensor([self.prompt_ids(codes)], device=self.device)
+        torch.manual_seed(s.seed)
+        out = self.lm.generate(ids, attention_mask=torch.ones_like(ids), do_sample=s.temperature > 0,
+                               temperature=s.temperature if s.temperature > 0 else None, top_p=s.top_p,
+                               max_new_tokens=s.max_new_tokens, eos_token_id=self.ct.user,
+                               pad_token_id=self.text_tokenizer.pad_token_id or self.ct.user)
+        return out[0, ids.shape[1]:].tolist()
+
+    @torch.no_grad()
+    def speak(self, speech: list[int]) -> tuple[np.ndarray, int]:
+        if self.official is not None:
+            audio = self.official.offline_inference(torch.tensor([speech], dtype=torch.long))
+            return audio.reshape(-1).float().numpy(), 22050
+        vocab = self.flow.vocab_size
+        if max(speech) >= vocab:
+            raise ConfigError(f"speech code {max(speech)} is outside the decoder's {vocab} codes: LM and decoder use different speech tokenizers")
+        mel = self.flow.inference(torch.tensor(speech), n_timesteps=self.n_timesteps, seed=self.sampling.seed)
+        return self.vocoder(mel), self.vocoder.sample_rate
+
+    def respond(self, audio16k: np.ndarray) -> Answer:
+        if not self.loaded:
+            self.load()
+        t = {}
+        t0 = time.perf_counter()
+        codes = self.tokenizer.tokenize([np.asarray(audio16k, np.float32)])[0]
+        if not codes:
+            raise ConfigError("the input gave no speech tokens (too short?)")
+        t["tokenize"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        generated = self.generate(codes)
+        t["generate"] = time.perf_counter() - t0
+        r: Response = split_response(generated, self.ct)
+        text = self.text_tokenizer.decode(r.text_ids, skip_special_tokens=True)
+        audio, rate = np.zeros(0, np.float32), (22050 if self.official is not None else self.vocoder.sample_rate)
+        if r.speech:
+            t0 = time.perf_counter()
+            audio, rate = self.speak(r.speech)
+            t["decode"] = time.perf_counter() - t0
+        return Answer(text=text, speech=r.speech, audio=np.asarray(audio, np.float32), rate=rate, status=r.status,
+                      problems=r.problems, finished=r.finished, input_tokens=len(codes),
+                      seconds={k: round(v, 3) for k, v in t.items()})

@@ -1,0 +1,123 @@
+#!/usr/bin/env python
+"""The ARP-Model answers in character: input speech -> the character's spoken answer.
+
+    python jobs/respond.py --model MODEL --input A.wav --output B.wav [--text]
+    python jobs/respond.py --model MODEL --corpus OUT --output RESPONSES [--workers N] [--gpus-per-worker G]
+
+MODEL is an ARP-Model folder (jobs/train_lm.py + jobs/train_decoder.py). The input is tokenized
+with the model's speech tokenizer, the fine-tuned LM generates in GLM-4-Voice's chat format
+(sampling defaults: GLM-4-Voice's demo, temperature 0.2, top_p 0.8), the interleaved output is
+split into text and speech tokens, and the speech tokens go through the character's flow decoder
+and the vocoder. --lm / --decoder-model use a real glm-4-voice-9b / glm-4-voice-decoder folder.
+The batch mode answers every test A turn of the character in corpus OUT, writing
+RESPONSES/responses.parquet and FLAC shards; re-running it skips the dialogues already answered.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="the ARP-Model folder (local or s3://)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input", help="one input utterance (any audio file FFmpeg reads)")
+    src.add_argument("--corpus", help="batch mode: answer every test A turn of the model's character in this corpus")
+    p.add_argument("--output", required=True, help="the answer's .wav (single mode) or the RESPONSES folder (batch mode)")
+    p.add_argument("--text", action="store_true", help="single mode: print the answer's transcript part")
+    g = p.add_argument_group("sampling (GLM-4-Voice demo defaults)")
+    g.add_argument("--temperature", type=float, default=0.2)
+    g.add_argument("--top-p", type=float, default=0.8)
+    g.add_argument("--max-new-tokens", type=int, default=2000)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--steps", type=int, default=10, help="Euler steps of the flow decoder (default 10, as GLM-4-Voice)")
+    m = p.add_argument_group("parts")
+    m.add_argument("--vocoder", default="hifigan", help="hifigan (embedded), griffinlim, or hift (with --vocoder-model and --glm4voice-code)")
+    m.add_argument("--vocoder-model", help="local weights of the vocoder (hift: a glm-4-voice-decoder folder)")
+    m.add_argument("--glm4voice-code", default=os.environ.get("GLM4VOICE_CODE"), help="a local GLM-4-Voice checkout (for hift and --decoder-model)")
+    m.add_argument("--lm", help="a local LM folder instead of MODEL/lm (e.g. glm-4-voice-9b)")
+    m.add_argument("--decoder-model", help="a local glm-4-voice-decoder folder: GLM-4-Voice's own flow + HiFT instead of MODEL/decoder")
+    m.add_argument("--codebook", help="whisper-units codebook (default: the one in the training corpus)")
+    m.add_argument("--tokenizer-model", help="local weights of the speech tokenizer (glm4voice: glm-4-voice-tokenizer)")
+    m.add_argument("--tokenizer-repo", help="glm4voice tokenizer: a local GLM-4-Voice checkout")
+    m.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    b = p.add_argument_group("batch mode")
+    b.add_argument("--workers", type=int, default=1, help="actors answering dialogues (default 1)")
+    b.add_argument("--cpus-per-worker", type=float, default=1.0)
+    b.add_argument("--gpus-per-worker", type=float, default=0.0)
+    b.add_argument("--address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p.parse_args(argv)
+
+
+def responder_options(args) -> dict:
+    return {"vocoder": args.vocoder, "vocoder_model": args.vocoder_model, "vocoder_code": args.glm4voice_code if args.vocoder == "hift" else None,
+            "lm": args.lm, "decoder_model": args.decoder_model, "decoder_code": args.glm4voice_code if args.decoder_model else None,
+            "codebook": args.codebook, "tokenizer_model": args.tokenizer_model, "tokenizer_repo": args.tokenizer_repo,
+            "n_timesteps": args.steps}
+
+
+def sampling(args) -> dict:
+    return {"temperature": args.temperature, "top_p": args.top_p, "max_new_tokens": args.max_new_tokens, "seed": args.seed}
+
+
+def single(args) -> int:
+    from audiorole_ray.io.audio import SAMPLE_RATE, load
+    from audiorole_ray.pipeline.stage import resolve_device
+    from audiorole_ray.respond.engine import Responder, Sampling
+    from audiorole_ray.respond.wav import write_wav
+
+    audio, _ = load(args.input, SAMPLE_RATE)
+    responder = Responder(args.model, device=resolve_device(args.device, 0), sampling=Sampling(**sampling(args)),
+                          **responder_options(args)).load()
+    answer = responder.respond(audio)
+    if args.text:
+        print(answer.text)
+    summary = {"status": answer.status, "problems": answer.problems, "input_tokens": answer.input_tokens,
+               "speech_tokens": len(answer.speech), "seconds": answer.seconds}
+    if answer.audio.size:
+        write_wav(args.output, answer.audio, answer.rate)
+        summary.update(output=args.output, duration_s=round(answer.audio.size / answer.rate, 3), sample_rate=answer.rate)
+    print(json.dumps(summary), file=sys.stderr if args.text else sys.stdout)
+    return 0 if answer.audio.size else 1
+
+
+def batch(args) -> int:
+    import ray
+
+    from audiorole_ray.respond.job import run_batch
+
+    env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "TOKENIZERS_PARALLELISM": "false"}
+    if not ray.is_initialized():
+        ray.init(address=args.address, logging_level=logging.WARNING, runtime_env={"env_vars": env})
+    try:
+        options = {**responder_options(args), "device": args.device}
+        summary = run_batch(args.model, args.corpus, args.output, options, sampling(args), workers=args.workers,
+                            cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker)
+    finally:
+        ray.shutdown()
+    print(json.dumps(summary))
+    return 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from audiorole_ray.errors import AudioRoleError
+
+    try:
+        return single(args) if args.input else batch(args)
+    except AudioRoleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
