@@ -19,10 +19,10 @@ from audiorole_ray.types import EpisodeDiarization, Turn
 
 @dataclass(frozen=True)
 class LinkConfig:
-    threshold: float = 0.45  # average-linkage cosine distance between speaker clusters
+    threshold: float | None = None  # average-linkage cosine distance; None: calibrated per series
 
     def __post_init__(self):
-        if not 0 < self.threshold < 2:
+        if self.threshold is not None and not 0 < self.threshold < 2:
             raise ValueError(f"link threshold must be in (0, 2), got {self.threshold}")
 
 
@@ -33,6 +33,7 @@ class SeriesSpeakers:
     speech_s: dict[str, float]
     n_episodes: dict[str, int]
     main: str | None
+    threshold: float | None = None  # the linking threshold used
 
     def rows(self) -> list[dict]:
         return [
@@ -59,7 +60,8 @@ def link_series(series: str, episodes: list[EpisodeDiarization], config: LinkCon
             groups.append(ep.episode_id)
     if not keys:
         return SeriesSpeakers(series, {}, {}, {}, None)
-    labels = agglomerative(np.asarray(vecs), config.threshold, weights=np.asarray(weights), groups=groups)
+    threshold = config.threshold if config.threshold is not None else 0.45
+    labels = agglomerative(np.asarray(vecs), threshold, weights=np.asarray(weights), groups=groups)
     speech: dict[int, float] = defaultdict(float)
     eps: dict[int, set] = defaultdict(set)
     for (ep_id, _), lab, w in zip(keys, labels, weights):
@@ -74,6 +76,7 @@ def link_series(series: str, episodes: list[EpisodeDiarization], config: LinkCon
         {name[k]: speech[k] for k in order},
         {name[k]: len(eps[k]) for k in order},
         name[order[0]],
+        threshold,
     )
 
 
