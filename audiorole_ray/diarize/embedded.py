@@ -38,7 +38,8 @@ class EmbeddedConfig:
     seg_step_s: float = 2.5  # hop between 10 s segmentation windows (snapped to the model's frames)
     min_embed_s: float = 0.5  # a local speaker with less solo speech in a window gets no embedding
     max_embed_s: float = 6.0  # longer solo speech is cut to this before embedding (cost)
-    min_turn_s: float = 0.1  # shorter turns are dropped
+    min_turn_s: float = 0.1  # shorter turns (and overlapped stretches) are dropped
+    min_overlap_embed_s: float = 0.25  # shorter overlapped stretches are not embedded
     # vad mode
     vad_threshold: float = 0.5
     min_silence_s: float = 0.15  # a pause this long splits speech regions (turn boundaries)
@@ -83,6 +84,7 @@ class Analysis:
     act: np.ndarray | None = None  # (windows, frames, 3) local speaker activity
     starts: np.ndarray | None = None  # (windows,) first frame of each window on the episode's grid
     count: np.ndarray | None = None  # (frames,) speakers per frame of the episode
+    overlaps: dict | None = None  # (first frame, end frame) of an overlapped stretch -> its embedding
     # both: single-speaker regions (VAD regions in vad mode) and the embedding windows inside them
     regions: list | None = None
     windows: list | None = None
@@ -236,11 +238,23 @@ class EmbeddedBackend(DiarizationBackend):
         solo = [(s, min(e, duration)) for s, e in segmented.regions(count, 1) if s < duration]
         t1 = time.perf_counter()
         wins = self.windows(solo)
-        emb = normalize(self.embed(audio, wins)) if wins else np.zeros((0, 192))
+        # the overlapped stretches too (a mixture: used only to name a second speaker)
+        ov_runs = [(g0, g1) for g0, g1 in segmented.runs(count >= 2) if (g1 - g0) * segmented.FRAME_S >= c.min_turn_s]
+        ov_wins = []
+        for g0, g1 in ov_runs:
+            t0_, t1_ = float(segmented.frame_time(g0)), min(float(segmented.frame_time(g1)), duration)
+            mid, half = (t0_ + t1_) / 2, min(t1_ - t0_, c.window_s) / 2  # at most one window, centred
+            ov_wins.append((-1, max(mid - half, 0.0), mid + half))
+        everything = wins + [w for w in ov_wins if w[2] - w[1] >= c.min_overlap_embed_s]
+        emb_all = normalize(self.embed(audio, everything)) if everything else np.zeros((0, 192))
+        emb, ov_emb = emb_all[: len(wins)], emb_all[len(wins) :]
+        ov_index = np.cumsum([w[2] - w[1] >= c.min_overlap_embed_s for w in ov_wins]) - 1
+        ov = {run: ov_emb[ov_index[i]] for i, run in enumerate(ov_runs) if ov_wins[i][2] - ov_wins[i][1] >= c.min_overlap_embed_s}
         self._times["vad"] += t1 - t0
         self._times["embed"] += time.perf_counter() - t1
         weight = np.array([e - s for _, s, e in wins])
-        return Analysis(duration, emb, weight, act=act, starts=starts, count=count, regions=solo, windows=wins)
+        return Analysis(duration, emb, weight, act=act, starts=starts, count=count, regions=solo, windows=wins,
+                        overlaps=ov)
 
     # -- from the analysis to turns ------------------------------------------------------------------
     def threshold_for(self, a: Analysis) -> float:
@@ -272,18 +286,35 @@ class EmbeddedBackend(DiarizationBackend):
         return EpisodeDiarization(episode_id, turns, centroids, {k: speech[k] for k in centroids})
 
     def _overlap_turns(self, a: Analysis, solo_turns: list[Turn], labels: np.ndarray) -> list[Turn]:
-        """Two turns for every overlapped stretch (see ``segmented.overlap_speakers``)."""
+        """Two turns for every overlapped stretch (see ``segmented``)."""
         if not labels.size:
             return []
-        names = [f"S{k}" for k in range(int(labels.max()) + 1)]
+        k = int(labels.max()) + 1
+        names = [f"S{c}" for c in range(k)]
         lab = segmented.frame_labels(solo_turns, names, len(a.count))
+        cents = None
         out = []
         for g0, g1 in segmented.runs(a.count >= 2):
             t0, t1 = float(segmented.frame_time(g0)), min(float(segmented.frame_time(g1)), a.duration_s)
             if t1 - t0 < self.config.min_turn_s:
                 continue
-            for k in segmented.overlap_speakers((g0, g1), a.act, a.starts, a.count, lab):
-                out.append(Turn(round(t0, 3), round(t1, 3), names[k]))
+            who = segmented.overlap_votes((g0, g1), a.act, a.starts, a.count, lab)[:2]
+            if not who:
+                first = segmented.nearest_label((g0, g1), lab)
+                who = [] if first is None else [first]
+            if len(who) == 1 and k > 1:
+                e = (a.overlaps or {}).get((g0, g1))
+                if e is not None:
+                    if cents is None:
+                        cents = np.stack([normalize(np.average(a.emb[labels == c], axis=0, weights=a.weight[labels == c]))
+                                          for c in range(k)])
+                    sim = cents @ e
+                    sim[who[0]] = -np.inf
+                    who.append(int(np.argmax(sim)))
+                else:
+                    second = segmented.nearest_label((g0, g1), lab, exclude=(who[0],))
+                    who += [] if second is None else [second]
+            out.extend(Turn(round(t0, 3), round(t1, 3), names[c]) for c in who)
         return out
 
     # -- the whole episode --------------------------------------------------------------------

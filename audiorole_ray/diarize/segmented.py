@@ -10,12 +10,12 @@ CAM++ on short windows tells people apart better. So:
 2. Frames with one speaker form *solo regions*; the caller embeds 1.5 s windows inside them
    (never across overlapped speech), clusters them and cuts each region where the nearest
    window's speaker changes (as the ``vad`` mode does on VAD regions).
-3. ``overlap_speakers``: each overlapped stretch gets two speakers. In every window that covers
-   it, each active local speaker is identified by the label of its own nearest solo frame (the
-   model keeps a local label through a continuous stretch, so the nearest frame is the same
-   person even where the label is reused for someone else further away). The two labels with
-   most votes win; when only one is found (a backchannel that never speaks alone, say), the
-   second is the nearest other speaker in time.
+3. Each overlapped stretch gets two speakers: those its local speakers are identified with
+   through their own single-speaker frames (``overlap_votes``); when only one is found (a
+   backchannel that never speaks alone, say), the second is the cluster whose centroid is
+   nearest to the CAM++ embedding of the overlapped audio, leaving out the first (the mixture
+   is closest to its loudest voice, which is usually the one already found); with no embedding,
+   the nearest other speaker in time (``nearest_label``).
 """
 from __future__ import annotations
 
@@ -81,33 +81,46 @@ def frame_labels(turns: list[Turn], names: list[str], n_frames: int) -> np.ndarr
     return lab
 
 
-def overlap_speakers(span: tuple[int, int], act: np.ndarray, starts: np.ndarray, count: np.ndarray,
-                     labels: np.ndarray) -> list[int]:
-    """Up to two speaker indices for the overlapped frames [a, b) (see the module docstring)."""
+def overlap_votes(span: tuple[int, int], act: np.ndarray, starts: np.ndarray, count: np.ndarray,
+                  labels: np.ndarray) -> list[int]:
+    """Speakers of the overlapped frames [a, b) according to the local tracks, most votes first.
+
+    In every window covering the stretch, each local speaker active in it votes for the label of
+    the single-speaker frame nearest to the stretch *within the same contiguous run of that
+    local speaker's activity*: the model keeps one label through a continuous stretch of speech,
+    but after a pause it may reuse the label for someone else. A track with no single-speaker
+    frame in its run (a backchannel wholly inside someone's turn) does not vote.
+    """
     a, b = span
-    f = act.shape[1]
+    n_win, f, _ = act.shape
     votes: Counter = Counter()
-    dist: dict[int, float] = {}
+    dist: dict[int, int] = {}
     for w in np.flatnonzero((starts < b) & (starts + f > a)):
         s = int(starts[w])
         lo, hi = max(a, s) - s, min(b, s + f) - s
         for j in np.flatnonzero(act[w, lo:hi].any(axis=0)):
-            own = s + np.flatnonzero(act[w, :, j])
-            own = own[(own < len(count))]
+            track = act[w, :, j]
+            seed = lo + int(np.flatnonzero(track[lo:hi])[0])
+            left = seed - int(np.argmin(track[seed::-1])) + 1 if not track[: seed + 1].all() else 0
+            right = seed + int(np.argmin(track[seed:])) if not track[seed:].all() else f
+            own = s + np.arange(left, right)
+            own = own[own < len(count)]
             own = own[(count[own] == 1) & (labels[own] >= 0)]
             if own.size == 0:
                 continue
-            near = own[np.argmin(np.minimum(np.abs(own - a), np.abs(own - (b - 1))))]
-            lab = int(labels[near])
+            d = np.minimum(np.abs(own - a), np.abs(own - (b - 1)))
+            lab = int(labels[own[np.argmin(d)]])
             votes[lab] += 1
-            dist[lab] = min(dist.get(lab, np.inf), abs(near - a), abs(near - b))
-    ranked = sorted(votes, key=lambda k: (-votes[k], dist[k]))[:2]
-    if len(ranked) < 2:
-        # nearest other speaker in time, on either side
-        solo = np.flatnonzero(labels >= 0)
-        if ranked:
-            solo = solo[labels[solo] != ranked[0]]
-        if solo.size:
-            near = solo[np.argmin(np.minimum(np.abs(solo - a), np.abs(solo - (b - 1))))]
-            ranked.append(int(labels[near]))
-    return ranked
+            dist[lab] = min(dist.get(lab, f), int(d.min()))
+    return sorted(votes, key=lambda k: (-votes[k], dist[k]))
+
+
+def nearest_label(span: tuple[int, int], labels: np.ndarray, exclude: tuple[int, ...] = ()) -> int | None:
+    """The label of the single-speaker frame nearest to [a, b), other than ``exclude``."""
+    solo = np.flatnonzero(labels >= 0)
+    if exclude:
+        solo = solo[~np.isin(labels[solo], exclude)]
+    if solo.size == 0:
+        return None
+    a, b = span
+    return int(labels[solo[np.argmin(np.minimum(np.abs(solo - a), np.abs(solo - (b - 1))))]])
