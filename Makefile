@@ -48,7 +48,7 @@ $(PYANNOTE_VENV)/.ok:
 	touch $@
 
 test-pyannote: $(PYANNOTE_VENV)/.ok
-	PYTHONPATH=. $(PYANNOTE_PY) -m pytest -q -p no:cacheprovider tests/test_pyannote_backend.py
+	PYTHONPATH=. $(PYANNOTE_PY) -m pytest -q -p no:cacheprovider tests/test_pyannote_backend.py tests/diarize/test_diarize_segmentation.py
 
 check-manifests: install
 	$(PY) -m audiorole_ray.cluster.validate cluster.yaml k8s/*.yaml --crd-dir ../shared/kuberay

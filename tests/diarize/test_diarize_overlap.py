@@ -96,7 +96,7 @@ def test_segmentation_mode_finds_overlap_and_speakers(meeting):
     assert sum(r.speech_s.values()) == pytest.approx(sum(t.duration for t in r.turns))
     assert set(b.timings()) >= {"load", "vad", "embed", "cluster"}
     # the vad mode never gives two speakers at once
-    v = EmbeddedBackend(EmbeddedConfig(mode="vad")).diarize("meeting/ep01", audio)
+    v = EmbeddedBackend(EmbeddedConfig(mode="vad")).diarize("meeting/ep01", audio[: 16_000 * 20])
     assert overlap_detection({"x": ref}, {"x": v.turns})["overlap_hyp_s"] == 0
 
 
