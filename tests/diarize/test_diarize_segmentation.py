@@ -54,6 +54,7 @@ def test_model_outputs_log_probabilities():
 
 @needs_weights
 def test_finds_speech_in_real_audio(sample_series):
+    pytest.importorskip("av")  # decoding (absent from the pyannote test venv)
     from audiorole_ray.diarize.segmented import local_activity, speaker_count, frame_time
     from audiorole_ray.io.audio import decode
     from audiorole_ray.io.rttm import read_rttm
