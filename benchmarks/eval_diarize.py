@@ -36,7 +36,7 @@ DATA = {
     "heldout": (ROOT / "benchmarks/devset/heldout/series", ROOT / "benchmarks/devset/heldout/truth"),
     "sample": (ROOT / "audiorole_ray/sample/series", ROOT / "audiorole_ray/sample/truth"),
 }
-MODEL_KEYS = ("mode", "seg_step_s", "vad_threshold", "min_silence_s", "min_speech_s", "speech_pad_s",
+MODEL_KEYS = ("mode", "seg_step_s", "min_overlap_embed_s", "vad_threshold", "min_silence_s", "min_speech_s", "speech_pad_s",
               "window_s", "step_s", "min_window_s", "runtime")
 
 
