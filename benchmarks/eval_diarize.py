@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from audiorole_ray.diarize.calibrate import episode_threshold  # noqa: E402
 from audiorole_ray.diarize.embedded import EmbeddedBackend, EmbeddedConfig  # noqa: E402
 from audiorole_ray.diarize.evaluate import score_turns  # noqa: E402
 from audiorole_ray.io.audio import decode  # noqa: E402
@@ -59,14 +60,15 @@ def analyses(backend: EmbeddedBackend, series_dir: Path, cache: Path | None) -> 
     return out
 
 
-def evaluate(backend, data: str, cache, cluster_threshold=None, link_threshold=None) -> dict:
+def evaluate(backend, data: str, cache, cluster_threshold=None, link_threshold=None, link_alpha=None) -> dict:
     series_root, truth_root = DATA[data]
     rows = {}
     for series_dir in sorted(p for p in series_root.iterdir() if p.is_dir()):
         series = series_dir.name
         eps = analyses(backend, series_dir, cache)
         diar = [backend.decide(eid, a, cluster_threshold) for eid, (a, _) in eps.items()]
-        linked = link_series(series, diar, LinkConfig(threshold=link_threshold))
+        link = LinkConfig(threshold=link_threshold) if link_alpha is None else LinkConfig(threshold=link_threshold, alpha=link_alpha)
+        linked = link_series(series, diar, link)
         hyp = {d.episode_id.split("/", 1)[1]: relabel(d, linked.mapping) for d in diar}
         ref = {}
         for f in sorted((truth_root / series).glob("*.rttm")):
@@ -75,7 +77,9 @@ def evaluate(backend, data: str, cache, cluster_threshold=None, link_threshold=N
         s = score_turns(ref, hyp, main, hyp_main=linked.main)
         audio_s = sum(a.duration_s for a, _ in eps.values())
         s.update(episodes=len(eps), audio_s=audio_s, cpu_rtf=sum(c for _, c in eps.values()) / audio_s,
-                 link_threshold=linked.threshold if hasattr(linked, "threshold") else link_threshold)
+                 link_threshold=linked.threshold,
+                 cluster_thresholds=[round(backend.threshold_for(a), 3) for a, _ in eps.values()]
+                 if cluster_threshold is None else [cluster_threshold])
         rows[series] = s
     return rows
 
@@ -102,7 +106,8 @@ def main() -> None:
     p.add_argument("--seg-step", type=float, default=EmbeddedConfig.seg_step_s)
     p.add_argument("--cluster-threshold", type=float, help="fixed (default: calibrated per episode)")
     p.add_argument("--link-threshold", type=float, help="fixed (default: calibrated per series)")
-    p.add_argument("--sweep", choices=("cluster", "link"))
+    p.add_argument("--sweep", choices=("cluster", "link", "cluster-alpha", "link-alpha"),
+                   help="fixed thresholds, or the alpha of the calibrations (where between the two populations)")
     p.add_argument("--values", type=float, nargs="+", default=[0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6])
     p.add_argument("--cache", type=Path)
     p.add_argument("--json", type=Path)
@@ -121,7 +126,9 @@ def main() -> None:
             for v in args.values:
                 ct = v if args.sweep == "cluster" else args.cluster_threshold
                 lt = v if args.sweep == "link" else args.link_threshold
-                rows = evaluate(backend, data, args.cache, ct, lt)
+                if args.sweep == "cluster-alpha":
+                    backend.threshold_for = lambda a, v=v: episode_threshold(a, alpha=v)
+                rows = evaluate(backend, data, args.cache, ct, lt, v if args.sweep == "link-alpha" else None)
                 pool = pooled(rows)
                 worst = min(rows.values(), key=lambda r: r["main_purity"])
                 curve.append({"value": v, **pool, "series": rows})
