@@ -1,7 +1,6 @@
 """segmentation-3.0 in plain torch: shapes, decoding, real speech, and exact equality with
 pyannote.audio's own model where pyannote.audio is installed (``make test-pyannote``)."""
 import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
