@@ -59,7 +59,7 @@ $(PYANNOTE_VENV)/.ok:
 
 test-pyannote: $(PYANNOTE_VENV)/.ok
 	PYTHONPATH=. $(PYANNOTE_PY) -m pytest -q -p no:cacheprovider tests/diarize/test_diarize_pyannote.py tests/metrics/test_metrics.py \
-		tests/eval/test_eval_wespeaker.py
+		tests/eval/test_eval_wespeaker.py tests/diarize/test_diarize_segmentation.py
 
 # the whole chain on the bundled sample: corpus, tokens, tiny LM + decoder, answers, ARP-Eval
 demo: install

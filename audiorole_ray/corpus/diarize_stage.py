@@ -27,7 +27,8 @@ class DiarizeStage(Stage):
     torch_threads: int = 1
 
     def settings(self) -> dict:
-        return {"backend": self.backend, "model": self.model, "options": self.options}
+        return {"backend": self.backend, "version": registry.get("diarizer", self.backend).version,
+                "model": self.model, "options": self.options}
 
     def setup(self) -> None:
         import torch

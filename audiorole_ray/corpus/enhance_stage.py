@@ -52,7 +52,8 @@ class EnhanceStage(Stage):
     device: str = "auto"
 
     def settings(self) -> dict:
-        return {"enhancer": self.enhancer, "model": self.model, "options": self.options,
+        version = registry.get("enhancer", self.enhancer).version if self.enhancer else ""
+        return {"enhancer": self.enhancer, "version": version, "model": self.model, "options": self.options,
                 "audio_rate": self.audio_rate, "quality_every": self.quality_every}
 
     def setup(self) -> None:

@@ -40,7 +40,8 @@ class TranscribeStage(Stage):
     device: str = "auto"
 
     def settings(self) -> dict:
-        return {"asr": self.asr, "model": self.model, "options": self.options, "plan": to_dict(self.plan)}
+        return {"asr": self.asr, "version": registry.get("asr", self.asr).version, "model": self.model,
+                "options": self.options, "plan": to_dict(self.plan)}
 
     def setup(self) -> None:
         device = resolve_device(self.device, self.num_gpus)

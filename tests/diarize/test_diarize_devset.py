@@ -1,0 +1,45 @@
+"""The overlapped-speech dev set in the repo: complete, labelled, small, with disjoint voices
+between its dev and held-out parts, and overlap shares as its README states."""
+import json
+from pathlib import Path
+
+import pytest
+
+from audiorole_ray.diarize.evaluate import overlap_detection, overlap_time, score_turns
+from audiorole_ray.io.rttm import read_rttm
+from audiorole_ray.records import Turn
+
+DEVSET = Path(__file__).resolve().parents[2] / "benchmarks" / "devset"
+
+
+def casts(part):
+    return [json.loads(p.read_text()) for p in sorted((DEVSET / part / "truth").glob("*/cast.json"))]
+
+
+def test_parts_have_disjoint_voices_and_every_episode_labelled():
+    voices = {part: {v for c in casts(part) for v in c["speakers"]} for part in ("dev", "heldout")}
+    assert voices["dev"] and voices["heldout"] and not voices["dev"] & voices["heldout"]
+    for part in ("dev", "heldout"):
+        for c in casts(part):
+            for e in c["episodes"]:
+                stem = e["episode_id"].split("/")[1]
+                audio = DEVSET / part / "series" / c["series"] / e["file"]
+                turns = read_rttm(DEVSET / part / "truth" / c["series"] / f"{stem}.rttm")[stem]
+                assert audio.is_file() and turns and {t.speaker for t in turns} <= set(c["speakers"])
+                speech = {}
+                for t in turns:
+                    speech[t.speaker] = speech.get(t.speaker, 0) + t.duration
+                assert max(speech, key=speech.get) == c["main_character"]
+                lo, hi = (0.08, 0.14) if c["style"] == "tv" else (0.20, 0.30)
+                assert lo <= e["overlap_share"] <= hi
+    assert sum(p.stat().st_size for p in DEVSET.rglob("*") if p.is_file()) < 4e6
+
+
+def test_overlap_detection_scores_overlapped_time():
+    ref = {"f": [Turn(0, 4, "A"), Turn(3, 6, "B")]}  # overlap 3-4
+    hyp = {"f": [Turn(0, 3.5, "x"), Turn(3.5, 6, "y"), Turn(2.5, 3.5, "y")]}  # says 2.5-3.5
+    assert overlap_time(ref["f"]).size == pytest.approx(1000, abs=1)
+    o = overlap_detection(ref, hyp)
+    assert o["osd_precision"] == pytest.approx(0.5, abs=1e-3) and o["osd_recall"] == pytest.approx(0.5, abs=1e-3)
+    s = score_turns(ref, {"f": ref["f"]}, "A", hyp_main="A")
+    assert s["der"] == 0 and s["main_purity"] == 1 and s["main_found"] and s["osd_recall"] == 1
