@@ -18,6 +18,11 @@ from audiorole_ray.io.storage import STORAGE_SETTINGS
 
 log = logging.getLogger("audiorole_ray")
 
+# what Ray Train workers need in their environment: ColossalAI's advice for NCCL streams, one
+# thread per CPU worker, and Train V2 not printing each worker's lines twice
+TRAIN_ENV = {"CUDA_DEVICE_MAX_CONNECTIONS": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+             "TOKENIZERS_PARALLELISM": "false", "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
+
 
 def add_common_args(p: argparse.ArgumentParser, workers: int = 2) -> None:
     g = p.add_argument_group("Ray and storage")
@@ -62,8 +67,9 @@ def init_ray(args: argparse.Namespace, env: dict[str, str], cpus: float, gpus: f
     told what the job waits for, since an autoscaler may add nodes."""
     import ray
 
-    ray.init(address=args.address, logging_level=logging.WARNING, log_to_driver=args.verbose,
-             runtime_env={"env_vars": env})
+    if not ray.is_initialized():  # a caller (a test, a notebook) may have joined a cluster already
+        ray.init(address=args.address, logging_level=logging.WARNING, log_to_driver=args.verbose,
+                 runtime_env={"env_vars": env})
     have = ray.cluster_resources()
     short = [f"{need:g} {name}" for name, need in (("CPU", cpus), ("GPU", gpus)) if need > have.get(name, 0.0)]
     if not short:

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from audiorole_ray.cli import add_common_args, apply_common_args, init_ray, run_main  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -48,12 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     m.add_argument("--tokenizer-model", help="local weights of the speech tokenizer (glm4voice: glm-4-voice-tokenizer)")
     m.add_argument("--tokenizer-repo", help="glm4voice tokenizer: a local GLM-4-Voice checkout")
     m.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
-    b = p.add_argument_group("batch mode")
-    b.add_argument("--workers", type=int, default=1, help="actors answering dialogues (default 1)")
-    b.add_argument("--cpus-per-worker", type=float, default=1.0)
-    b.add_argument("--gpus-per-worker", type=float, default=0.0)
-    b.add_argument("--address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
-    p.add_argument("-v", "--verbose", action="store_true")
+    add_common_args(p, workers=1)  # batch mode: actors answering dialogues, their resources, Ray, storage
     return p.parse_args(argv)
 
 
@@ -89,35 +85,31 @@ def single(args) -> int:
     return 0 if answer.audio.size else 1
 
 
-def batch(args) -> int:
-    import ray
-
+def batch(args, env: dict) -> int:
+    from audiorole_ray.io.storage import check_writable
+    from audiorole_ray.pipeline.lock import OutputLock
     from audiorole_ray.respond.job import run_batch
 
-    env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "TOKENIZERS_PARALLELISM": "false"}
-    if not ray.is_initialized():
-        ray.init(address=args.address, logging_level=logging.WARNING, runtime_env={"env_vars": env})
-    try:
-        options = {**responder_options(args), "device": args.device}
-        summary = run_batch(args.model, args.corpus, args.output, options, sampling(args), workers=args.workers,
-                            cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker)
-    finally:
-        ray.shutdown()
+    check_writable(args.output)
+    with OutputLock(args.output):
+        init_ray(args, {**env, "TOKENIZERS_PARALLELISM": "false"}, cpus=args.cpus_per_worker, gpus=args.gpus_per_worker)
+        import ray
+
+        try:
+            options = {**responder_options(args), "device": args.device}
+            summary = run_batch(args.model, args.corpus, args.output, options, sampling(args), workers=args.workers,
+                                cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker)
+        finally:
+            ray.shutdown()
     print(json.dumps(summary))
     return 0
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from audiorole_ray.errors import AudioRoleError
-
-    try:
-        return single(args) if args.input else batch(args)
-    except AudioRoleError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    env = apply_common_args(args)
+    return single(args) if args.input else batch(args, env)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

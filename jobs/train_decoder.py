@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
+
+from audiorole_ray.cli import TRAIN_ENV, add_common_args, apply_common_args, init_ray, run_main  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -32,9 +32,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="tiny (trains in minutes on a CPU) or glm4voice (GLM-4-Voice-Decoder's flow, ~111M; a flow.pt for its AudioDecoder)")
     p.add_argument("--tokenizer", help="which speech tokens of the corpus (default: the only one)")
     p.add_argument("--epochs", type=int, default=15, help="default 15, as the paper")
-    p.add_argument("--workers", type=int, default=2, help="Ray Train workers (default 2)")
-    p.add_argument("--cpus-per-worker", type=float, default=1.0)
-    p.add_argument("--gpus-per-worker", type=float, default=0.0, help="1 on GPU nodes (default 0: CPU)")
     p.add_argument("--plugin", choices=("ddp", "gemini", "zero2"), default="ddp", help="ColossalAI plugin (default ddp)")
     p.add_argument("--batch-size", type=int, default=None, help="clips per worker per step (default: the preset's, tiny 2, glm4voice 4)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the preset's; glm4voice 1e-3 as upstream)")
@@ -46,49 +43,41 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data-cpus", type=float, default=0.0,
                    help="CPUs each mel-computing Ray Data task reserves (default 0: runs beside workers holding every CPU)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
-    p.add_argument("-v", "--verbose", action="store_true")
+    add_common_args(p)  # --workers (Ray Train workers), --cpus/--gpus-per-worker, --address, storage, -v
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from audiorole_ray.errors import AudioRoleError
+    env = apply_common_args(args)
+    from audiorole_ray.decoder.job import prepare, train
+    from audiorole_ray.io.storage import check_writable
+    from audiorole_ray.pipeline.lock import OutputLock
 
-    try:
-        from audiorole_ray.decoder.job import prepare
-
+    check_writable(args.output)
+    with OutputLock(args.output, name="decoder.lock"):  # one decoder run per model folder
         prepared = prepare(args.corpus, args.target, args.output, preset=args.preset, tokenizer=args.tokenizer,
                            val_fraction=args.val_fraction, seed=args.seed, epochs=args.epochs, workers=args.workers,
                            cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker, plugin=args.plugin,
                            batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
                            checkpoint_every=args.checkpoint_every, storage=args.storage, max_failures=args.max_failures)
-    except AudioRoleError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    c = prepared.counts
-    print(f"{args.target}: {c['train_clips']} training clips ({c['train_seconds']} s), {c['val_clips']} validation clips "
-          f"({c['val_seconds']} s, {c['validation']}); {c['missing_tokens']} clips without speech tokens left out", flush=True)
-    for w in prepared.warnings:
-        print(f"warning: {w}", flush=True)
+        c = prepared.counts
+        print(f"{args.target}: {c['train_clips']} training clips ({c['train_seconds']} s), {c['val_clips']} validation clips "
+              f"({c['val_seconds']} s, {c['validation']}); {c['missing_tokens']} clips without speech tokens left out", flush=True)
+        for w in prepared.warnings:
+            print(f"warning: {w}", flush=True)
+        env.update(TRAIN_ENV)
+        init_ray(args, env, cpus=args.cpus_per_worker, gpus=args.gpus_per_worker)
+        import ray
 
-    import ray
-
-    env = {"CUDA_DEVICE_MAX_CONNECTIONS": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
-           "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
-    if not ray.is_initialized():
-        ray.init(address=args.address, logging_level=logging.WARNING, log_to_driver=True, runtime_env={"env_vars": env})
-    try:
-        from audiorole_ray.decoder.job import train
-
-        summary = train(prepared, env=env, data_cpus=args.data_cpus)
-    finally:
-        ray.shutdown()
+        try:
+            summary = train(prepared, env=env, data_cpus=args.data_cpus)
+        finally:
+            ray.shutdown()
     print(json.dumps({k: summary[k] for k in ("output", "steps", "epochs", "first_val_loss", "last_val_loss",
                                                 "resumed_from_step", "wall_s")}))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
+
+from audiorole_ray.cli import TRAIN_ENV, add_common_args, apply_common_args, init_ray, run_main  # noqa: E402
+from audiorole_ray.errors import ConfigError  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -35,9 +36,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--plugin", choices=("ddp", "gemini", "zero2"), default="ddp",
                    help="ColossalAI plugin: ddp (CPU or GPU), gemini or zero2 (GPU only); default ddp")
     p.add_argument("--lora", action="store_true", help="train LoRA adapters (merged into the saved model); not with gemini")
-    p.add_argument("--workers", type=int, default=2, help="Ray Train workers (default 2)")
-    p.add_argument("--cpus-per-worker", type=float, default=1.0)
-    p.add_argument("--gpus-per-worker", type=float, default=0.0, help="1 on GPU nodes (default 0: CPU)")
     p.add_argument("--max-tokens", type=int, default=2048, help="longest sample; longer dialogues are cut at a turn boundary (default 2048)")
     p.add_argument("--batch-size", type=int, default=1, help="samples per worker per step (default 1)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 1e-5 for a real model, 3e-3 for tiny)")
@@ -50,8 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     g = p.add_argument_group("memory plan (no training, no weights loaded)")
     g.add_argument("--plan", action="store_true", help="print parameters and per-GPU memory from the model's config.json and exit")
     g.add_argument("--gpu-memory", type=float, default=40.0, help="GB per GPU for --plan (default 40)")
-    p.add_argument("--address", default=os.environ.get("RAY_ADDRESS"), help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
-    p.add_argument("-v", "--verbose", action="store_true")
+    add_common_args(p)  # --workers (Ray Train workers), --cpus/--gpus-per-worker, --address, storage, -v
     return p.parse_args(argv)
 
 
@@ -78,17 +75,18 @@ def run_plan(args) -> int:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from audiorole_ray.errors import AudioRoleError
+    env = apply_common_args(args)
+    if args.plan:
+        return run_plan(args)
+    missing = [f"--{n}" for n in ("corpus", "target", "output") if not getattr(args, n)]
+    if missing:
+        raise ConfigError(f"{', '.join(missing)} required (or --plan)")
+    from audiorole_ray.io.storage import check_writable, join
+    from audiorole_ray.lm.job import prepare, train
+    from audiorole_ray.pipeline.lock import OutputLock
 
-    try:
-        if args.plan:
-            return run_plan(args)
-        missing = [f"--{n}" for n in ("corpus", "target", "output") if not getattr(args, n)]
-        if missing:
-            raise_config(f"{', '.join(missing)} required (or --plan)")
-        from audiorole_ray.lm.job import prepare
-
+    check_writable(args.output)
+    with OutputLock(args.output, name="lm.lock"):  # one LM run per model folder (the decoder may train beside it)
         lr = args.lr if args.lr is not None else (3e-3 if args.model == "tiny" else 1e-5)
         prepared = prepare(args.corpus, args.target, args.model, args.output, tokenizer=args.tokenizer,
                            max_tokens=args.max_tokens, lora=args.lora, preview=args.preview, seed=args.seed,
@@ -97,40 +95,24 @@ def main(argv=None) -> int:
                            warmup_steps=args.warmup_steps, checkpoint_every=args.checkpoint_every,
                            storage=args.storage, max_failures=args.max_failures)
         prepared.extra["max_tokens"] = args.max_tokens
-    except AudioRoleError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    c = prepared.counts
-    print(f"samples {c['samples']} ({c.get('samples_multi', 0)} multi-turn, {c.get('samples_single', 0)} single-turn) "
-          f"from {c['dialogues']} dialogues of {args.target}; {c['tokens']} tokens, {c['trained_tokens']} trained, "
-          f"longest {c['max_len']}; cut at --max-tokens {c.get('cut_too_long', 0)}, dropped too long "
-          f"{c.get('dropped_too_long', 0)}, missing speech tokens {c.get('cut_missing_tokens', 0)}", flush=True)
-    print(f"preview: {prepared.config.output}/preview.jsonl", flush=True)
+        c = prepared.counts
+        print(f"samples {c['samples']} ({c.get('samples_multi', 0)} multi-turn, {c.get('samples_single', 0)} single-turn) "
+              f"from {c['dialogues']} dialogues of {args.target}; {c['tokens']} tokens, {c['trained_tokens']} trained, "
+              f"longest {c['max_len']}; cut at --max-tokens {c.get('cut_too_long', 0)}, dropped too long "
+              f"{c.get('dropped_too_long', 0)}, missing speech tokens {c.get('cut_missing_tokens', 0)}", flush=True)
+        print(f"preview: {join(prepared.config.output, 'preview.jsonl')}", flush=True)
+        env.update(TRAIN_ENV)
+        init_ray(args, env, cpus=args.cpus_per_worker, gpus=args.gpus_per_worker)
+        import ray
 
-    import ray
-
-    env = {"CUDA_DEVICE_MAX_CONNECTIONS": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
-           "TOKENIZERS_PARALLELISM": "false",
-           "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}  # Train V2 would log each worker print twice
-    if not ray.is_initialized():
-        ray.init(address=args.address, logging_level=logging.WARNING, log_to_driver=True,
-                 runtime_env={"env_vars": env})
-    try:
-        from audiorole_ray.lm.job import train
-
-        summary = train(prepared, env=env)
-    finally:
-        ray.shutdown()
+        try:
+            summary = train(prepared, env=env)
+        finally:
+            ray.shutdown()
     print(json.dumps({k: summary[k] for k in ("output", "steps", "epochs", "first_epoch_loss", "last_epoch_loss",
                                                 "resumed_from_step", "wall_s")}))
     return 0
 
 
-def raise_config(message: str):
-    from audiorole_ray.errors import ConfigError
-
-    raise ConfigError(message)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -5,7 +5,6 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from audiorole_ray.io.audio import SAMPLE_RATE
 from audiorole_ray.records import EpisodeDiarization
 
 

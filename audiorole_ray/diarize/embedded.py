@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from audiorole_ray.diarize import segmented
-from audiorole_ray.diarize.base import SAMPLE_RATE, DiarizationBackend
+from audiorole_ray.diarize.base import DiarizationBackend
+from audiorole_ray.io.audio import SAMPLE_RATE
 from audiorole_ray.diarize.calibrate import episode_threshold
 from audiorole_ray.diarize.clustering import agglomerative, normalize
 from audiorole_ray.diarize.features import FRAME_SHIFT, fbank, num_frames

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from audiorole_ray.diarize.base import SAMPLE_RATE, DiarizationBackend
+from audiorole_ray.diarize.base import DiarizationBackend
+from audiorole_ray.io.audio import SAMPLE_RATE
 from audiorole_ray.diarize.pyannote_offline import load_pipeline, local_config_path
 from audiorole_ray.records import EpisodeDiarization, Turn
 

@@ -27,8 +27,8 @@ def _pid_alive(pid: int) -> bool:
 
 
 class OutputLock:
-    def __init__(self, output_uri: str, ttl_s: float = 120.0, beat_s: float = 20.0):
-        self.uri = join(output_uri, "_state", "lock.json")
+    def __init__(self, output_uri: str, ttl_s: float = 120.0, beat_s: float = 20.0, name: str = "lock"):
+        self.uri = join(output_uri, "_state", f"{name}.json")
         self.output_uri = output_uri
         self.ttl_s, self.beat_s = ttl_s, beat_s
         self.me = {"owner": uuid.uuid4().hex, "host": socket.gethostname(), "pid": os.getpid(),

@@ -97,7 +97,7 @@ def run(task: TrainTask, dataset, cfg: TrainConfig, *, rows: int | None = None, 
                         checkpoint=result.checkpoint.path, resumed_from_step=resumed_from)
 
 
-def _read_state(checkpoint) -> "TrainState":
+def _read_state(checkpoint):
     """Only ``state.json`` of a checkpoint: a 9B checkpoint with its optimizer is ~150 GB, not
     something to download to the driver."""
     import json

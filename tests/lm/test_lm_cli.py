@@ -35,12 +35,12 @@ def test_bad_options_exit_2(synthetic_corpus, tmp_path, capsys, monkeypatch, ext
             train_lm.main(args + extra)
         assert (tmp_path / "m" / "lm" / "preview.jsonl").exists()
         return
-    assert train_lm.main(args + extra) == 2
+    assert train_lm.run_main(train_lm.main, args + extra) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
     assert not (tmp_path / "m" / "lm" / "_ray").exists()
 
 
 def test_required_options(capsys):
-    assert train_lm.main(["--model", "tiny"]) == 2
+    assert train_lm.run_main(train_lm.main, ["--model", "tiny"]) == 2
     assert "--corpus, --target, --output required" in capsys.readouterr().err
