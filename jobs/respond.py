@@ -40,23 +40,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--steps", type=int, default=10, help="Euler steps of the flow decoder (default 10, as GLM-4-Voice)")
     m = p.add_argument_group("parts")
-    m.add_argument("--vocoder", default="hifigan", help="hifigan (embedded), griffinlim, or hift (with --vocoder-model and --glm4voice-code)")
+    m.add_argument("--vocoder", default="hifigan", help="hifigan (embedded), griffinlim, or hift (with --vocoder-model and --glm4voice-repo)")
     m.add_argument("--vocoder-model", help="local weights of the vocoder (hift: a glm-4-voice-decoder folder)")
-    m.add_argument("--glm4voice-code", default=os.environ.get("GLM4VOICE_CODE"), help="a local GLM-4-Voice checkout (for hift and --decoder-model)")
+    m.add_argument("--glm4voice-repo", default=os.environ.get("GLM4VOICE_REPO"),
+                   help="a local GLM-4-Voice checkout, for its official parts: the glm4voice tokenizer, hift, --decoder-model "
+                   "(default: $GLM4VOICE_REPO)")
     m.add_argument("--lm", help="a local LM folder instead of MODEL/lm (e.g. glm-4-voice-9b)")
     m.add_argument("--decoder-model", help="a local glm-4-voice-decoder folder: GLM-4-Voice's own flow + HiFT instead of MODEL/decoder")
     m.add_argument("--codebook", help="whisper-units codebook (default: the one in the training corpus)")
     m.add_argument("--tokenizer-model", help="local weights of the speech tokenizer (glm4voice: glm-4-voice-tokenizer)")
-    m.add_argument("--tokenizer-repo", help="glm4voice tokenizer: a local GLM-4-Voice checkout")
     m.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     add_common_args(p, workers=1)  # batch mode: actors answering dialogues, their resources, Ray, storage
     return p.parse_args(argv)
 
 
 def responder_options(args) -> dict:
-    return {"vocoder": args.vocoder, "vocoder_model": args.vocoder_model, "vocoder_code": args.glm4voice_code if args.vocoder == "hift" else None,
-            "lm": args.lm, "decoder_model": args.decoder_model, "decoder_code": args.glm4voice_code if args.decoder_model else None,
-            "codebook": args.codebook, "tokenizer_model": args.tokenizer_model, "tokenizer_repo": args.tokenizer_repo,
+    return {"vocoder": args.vocoder, "vocoder_model": args.vocoder_model, "lm": args.lm, "decoder_model": args.decoder_model,
+            "codebook": args.codebook, "tokenizer_model": args.tokenizer_model, "glm4voice_repo": args.glm4voice_repo,
             "n_timesteps": args.steps}
 
 

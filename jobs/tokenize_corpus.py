@@ -3,7 +3,7 @@
 
     python jobs/tokenize_corpus.py --corpus OUT
     python jobs/tokenize_corpus.py --corpus OUT --tokenizer glm4voice \\
-        --tokenizer-model /models/glm-4-voice-tokenizer --tokenizer-repo /src/GLM-4-Voice --gpus-per-worker 1
+        --tokenizer-model /models/glm-4-voice-tokenizer --glm4voice-repo /src/GLM-4-Voice --gpus-per-worker 1
 
 Writes OUT/tokens/<tokenizer>/: shards/<series>/<stem>.parquet (one row per clip: audio_key,
 tokens, frame_rate, n_tokens), errors.parquet, tokenizer.json (what the LM trainer reads:
@@ -33,7 +33,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--tokenizer", default="whisper-units", choices=registry.names("tokenizer"), help=registry.help_text("tokenizer"))
     g.add_argument("--tokenizer-model", help="local weights: the glm-4-voice-tokenizer folder (glm4voice), or a CTranslate2 "
                    "Whisper folder (whisper-units; default: the embedded tiny.en)")
-    g.add_argument("--tokenizer-repo", help="glm4voice: a local checkout of THUDM/GLM-4-Voice (its speech_tokenizer/ code)")
+    g.add_argument("--glm4voice-repo", default=os.environ.get("GLM4VOICE_REPO"),
+                   help="glm4voice: a local checkout of THUDM/GLM-4-Voice, for its speech_tokenizer/ code (default: $GLM4VOICE_REPO)")
     g.add_argument("--batch-size", type=int, default=32, help="glm4voice: 30 s pieces per forward pass (default 32)")
     g = p.add_argument_group("whisper-units codebook")
     g.add_argument("--fit-codebook", action="store_true", help="(re)fit the codebook on the training split (done anyway "
@@ -50,7 +51,7 @@ def make_config(args):
     from audiorole_ray.tokens.job import TokenizeConfig
 
     return TokenizeConfig(
-        corpus=args.corpus, tokenizer=args.tokenizer, model=args.tokenizer_model, repo=args.tokenizer_repo,
+        corpus=args.corpus, tokenizer=args.tokenizer, model=args.tokenizer_model, repo=args.glm4voice_repo,
         batch_size=args.batch_size, workers=args.workers, cpus_per_worker=args.cpus_per_worker,
         gpus_per_worker=args.gpus_per_worker, codebook=args.codebook, fit_codebook=args.fit_codebook,
         codebook_size=args.codebook_size, seed=args.seed, fit_hours=args.fit_hours,

@@ -82,9 +82,9 @@ def main() -> int:
     from hyperpyyaml import load_hyperpyyaml
 
     from audiorole_ray.decoder.presets import build_flow, preset_config
-    from audiorole_ray.vocoder.hift import add_glm4voice_code
+    from audiorole_ray.vocoder.hift import add_glm4voice_repo
 
-    add_glm4voice_code(args.code)
+    add_glm4voice_repo(args.code)
     stub = types.ModuleType("matcha.utils.pylogger")
     stub.get_pylogger = lambda name=__name__: logging.getLogger(name)
     sys.modules.setdefault("matcha.utils", types.ModuleType("matcha.utils"))

@@ -3,9 +3,10 @@ GLM-4-Voice's chat format, split text from speech tokens, speech tokens -> mel -
 
 Parts come from ``MODEL/arp_model.json`` (the LM in ``MODEL/lm``, the decoder in
 ``MODEL/decoder``, the speech tokenizer named there). Overrides: ``lm`` (a local
-``glm-4-voice-9b`` folder), ``decoder_model`` + ``decoder_code`` (a local
-``glm-4-voice-decoder`` folder run through GLM-4-Voice's own ``AudioDecoder``: its flow and HiFT),
-``vocoder`` (a registry backend for our decoder's mel), ``tokenizer_model`` / ``codebook``.
+``glm-4-voice-9b`` folder), ``decoder_model`` (a local ``glm-4-voice-decoder`` folder run through
+GLM-4-Voice's own ``AudioDecoder``: its flow and HiFT), ``vocoder`` (a registry backend for our
+decoder's mel), ``tokenizer_model`` / ``codebook``; ``glm4voice_repo`` is the local GLM-4-Voice
+checkout every official part is run through.
 """
 from __future__ import annotations
 
@@ -45,14 +46,14 @@ class Answer:
 
 class Responder:
     def __init__(self, model_dir: str, device: str = "cpu", sampling: Sampling | None = None, vocoder: str = "hifigan",
-                 vocoder_model: str | None = None, vocoder_code: str | None = None, lm: str | None = None,
-                 decoder_model: str | None = None, decoder_code: str | None = None, codebook: str | None = None,
-                 tokenizer_model: str | None = None, tokenizer_repo: str | None = None, n_timesteps: int = 10):
+                 vocoder_model: str | None = None, lm: str | None = None, decoder_model: str | None = None,
+                 codebook: str | None = None, tokenizer_model: str | None = None, glm4voice_repo: str | None = None,
+                 n_timesteps: int = 10):
         self.model_dir, self.device = model_dir, device
         self.sampling = sampling or Sampling()
-        self.options = dict(vocoder=vocoder, vocoder_model=vocoder_model, vocoder_code=vocoder_code, lm=lm,
-                            decoder_model=decoder_model, decoder_code=decoder_code, codebook=codebook,
-                            tokenizer_model=tokenizer_model, tokenizer_repo=tokenizer_repo)
+        # glm4voice_repo: one local GLM-4-Voice checkout for every official part (tokenizer, HiFT, decoder)
+        self.options = dict(vocoder=vocoder, vocoder_model=vocoder_model, lm=lm, decoder_model=decoder_model,
+                            codebook=codebook, tokenizer_model=tokenizer_model, glm4voice_repo=glm4voice_repo)
         self.n_timesteps = n_timesteps
         self.loaded = False
 
@@ -73,14 +74,14 @@ class Responder:
         self._load_speech_tokenizer(manifest["tokenizer"])
         self._load_lm(o["lm"] or join(self.model_dir, "lm"))
         if o["decoder_model"]:
-            self._load_official_decoder(o["decoder_model"], o["decoder_code"])
+            self._load_official_decoder(o["decoder_model"], o["glm4voice_repo"])
         else:
             from audiorole_ray import registry
             from audiorole_ray.decoder.load import load_flow_decoder
 
             self.flow, self.flow_meta = load_flow_decoder(join(self.model_dir, "decoder"), self.device)
             self.vocoder = registry.create("vocoder", o["vocoder"], model=o["vocoder_model"], device=self.device,
-                                           **({"code": o["vocoder_code"]} if o["vocoder_code"] else {}))
+                                           **({"repo": o["glm4voice_repo"]} if o["vocoder"] == "hift" else {}))
             self.official = None
         self.loaded = True
         return self
@@ -92,8 +93,8 @@ class Responder:
         options = {}
         if name == "whisper-units":
             options["codebook"] = o["codebook"] or join(self.manifest.get("corpus", ""), "tokens", name, info.get("codebook", "codebook.npz"))
-        elif name == "glm4voice" and o["tokenizer_repo"]:
-            options["repo"] = o["tokenizer_repo"]
+        elif name == "glm4voice" and o["glm4voice_repo"]:
+            options["repo"] = o["glm4voice_repo"]
         self.tokenizer = registry.create("tokenizer", name, model=o["tokenizer_model"] or info.get("local_model"),
                                          device=self.device, **options)
         self.tokenizer.load()
@@ -115,11 +116,11 @@ class Responder:
         n_audio = int(self.manifest["tokenizer"].get("vocab_size") or self.tokenizer.vocab_size)
         self.ct = ChatTokens.from_tokenizer(self.text_tokenizer, n_audio)  # checks <|audio_N|> covers every code
 
-    def _load_official_decoder(self, folder: str, code: str | None) -> None:
+    def _load_official_decoder(self, folder: str, repo: str | None) -> None:
         """GLM-4-Voice's own ``AudioDecoder`` (flow + HiFT) from its checkout."""
-        from audiorole_ray.vocoder.hift import add_glm4voice_code
+        from audiorole_ray.vocoder.hift import add_glm4voice_repo
 
-        add_glm4voice_code(code)
+        add_glm4voice_repo(repo)
         from pathlib import Path
 
         import flow_inference  # GLM-4-Voice's module at the checkout's root

@@ -64,7 +64,7 @@ def import_encoder_class(repo: str | Path | None):
         if missing == "speech_tokenizer" or missing.startswith("speech_tokenizer."):
             raise MissingModelError(
                 f"the glm4voice tokenizer needs GLM-4-Voice's code ({MODULE} is not importable): clone "
-                f"https://github.com/THUDM/GLM-4-Voice on the worker image and give its folder as --tokenizer-repo (see {DOC})"
+                f"https://github.com/THUDM/GLM-4-Voice on the worker image and give its folder as --glm4voice-repo (see {DOC})"
             ) from exc
         hint = " (GLM-4-Voice's code is written for transformers 4.44: its requirements.txt pins transformers==4.44.1)" \
             if missing.startswith("transformers") else ""

@@ -82,7 +82,7 @@ class TokenizeConfig:
         if self.codebook and self.fit_codebook:
             raise ConfigError("give --codebook PATH (use that codebook) or --fit-codebook (fit a new one), not both")
         if self.tokenizer != "glm4voice" and self.repo:
-            raise ConfigError("--tokenizer-repo is for the glm4voice tokenizer")
+            raise ConfigError("--glm4voice-repo is for the glm4voice tokenizer")
 
     @property
     def output(self) -> str:

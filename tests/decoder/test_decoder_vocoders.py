@@ -167,7 +167,7 @@ def glm4voice_standin(tmp_path):
 
 def test_hift_backend_loads_through_the_official_config(glm4voice_standin):
     code, folder, ref = glm4voice_standin
-    vocoder = registry.create("vocoder", "hift", model=str(folder), code=str(code))
+    vocoder = registry.create("vocoder", "hift", model=str(folder), repo=str(code))
     assert torch.equal(vocoder.hift.conv_pre.weight, ref.conv_pre.weight)  # hift.pt was loaded
     mel = mel_spectrogram(harmonic(1.0))
     out = vocoder(mel)
@@ -179,9 +179,9 @@ def test_hift_backend_errors(tmp_path, glm4voice_standin):
     with pytest.raises(MissingModelError):
         registry.create("vocoder", "hift")  # no embedded weights
     with pytest.raises(MissingModelError):
-        registry.create("vocoder", "hift", model=str(tmp_path), code=str(code))  # no hift.pt
+        registry.create("vocoder", "hift", model=str(tmp_path), repo=str(code))  # no hift.pt
     with pytest.raises(ConfigError):
-        registry.create("vocoder", "hift", model=str(folder), code=None)
+        registry.create("vocoder", "hift", model=str(folder), repo=None)
 
 
 FLOW_INFERENCE = '''
@@ -209,7 +209,7 @@ def test_respond_uses_glm4voice_audio_decoder(glm4voice_standin):
     code, folder, _ = glm4voice_standin
     (code / "flow_inference.py").write_text(FLOW_INFERENCE)
     (folder / "flow.pt").write_bytes(b"")
-    r = Responder("unused", decoder_model=str(folder), decoder_code=str(code))
+    r = Responder("unused", decoder_model=str(folder), glm4voice_repo=str(code))
     r._load_official_decoder(str(folder), str(code))
     audio, rate = r.speak(list(range(25)))
     assert rate == 22050 and len(audio) == int(25 / 12.5 * 22050 / 256) * 256

@@ -195,7 +195,7 @@ def test_code_not_found(tiny_model, tmp_path, glm_repo):
     with pytest.raises(MissingModelError, match="not a GLM-4-Voice checkout"):
         Glm4VoiceTokenizer(model=str(tiny_model), repo=str(tmp_path / "empty")).load()
     sys.modules["speech_tokenizer"] = None  # not importable, and no repo given
-    with pytest.raises(MissingModelError, match="--tokenizer-repo") as err:
+    with pytest.raises(MissingModelError, match="--glm4voice-repo") as err:
         Glm4VoiceTokenizer(model=str(tiny_model)).load()
     assert "THUDM/GLM-4-Voice" in str(err.value)
 

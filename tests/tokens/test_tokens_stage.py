@@ -146,7 +146,7 @@ def test_config_errors(tmp_path):
         TokenizeConfig(corpus=str(tmp_path), codebook="c.npz", fit_codebook=True)
     with pytest.raises(ConfigError, match="whisper-units"):
         TokenizeConfig(corpus=str(tmp_path), tokenizer="glm4voice", model="m", fit_codebook=True)
-    with pytest.raises(ConfigError, match="--tokenizer-repo"):
+    with pytest.raises(ConfigError, match="--glm4voice-repo"):
         TokenizeConfig(corpus=str(tmp_path), repo="r")
     for bad in ({"workers": 0}, {"fit_hours": 0}, {"codebook_size": 1}, {"gpus_per_worker": -1}):
         with pytest.raises(ConfigError):
