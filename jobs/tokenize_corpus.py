@@ -17,6 +17,7 @@ fitted on the corpus's training split on the first run, or again with --fit-code
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
