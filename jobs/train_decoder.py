@@ -75,7 +75,7 @@ def main(argv=None) -> int:
         finally:
             ray.shutdown()
     print(json.dumps({k: summary[k] for k in ("output", "steps", "epochs", "first_val_loss", "last_val_loss",
-                                                "resumed_from_step", "wall_s")}))
+                                                "resumed_from_step", "resumed_at", "wall_s")}))
     return 0
 
 

@@ -110,7 +110,7 @@ def main(argv=None) -> int:
         finally:
             ray.shutdown()
     print(json.dumps({k: summary[k] for k in ("output", "steps", "epochs", "first_epoch_loss", "last_epoch_loss",
-                                                "resumed_from_step", "wall_s")}))
+                                                "resumed_from_step", "resumed_at", "wall_s")}))
     return 0
 
 

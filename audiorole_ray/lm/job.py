@@ -97,5 +97,5 @@ def train(p: Prepared, env: dict | None = None) -> dict:
         "first_epoch_loss": means[min(means)] if means else None, "last_epoch_loss": means[max(means)] if means else None,
     }
     update_part(p.model_dir, character=p.target, corpus=p.corpus, tokenizer=p.tokenizer_info, part="lm", info=info)
-    return {**info, "resumed_from_step": outcome.resumed_from_step, "wall_s": round(time.time() - t0, 1),
+    return {**info, "resumed_from_step": outcome.resumed_from_step, "resumed_at": outcome.resumed_at, "wall_s": round(time.time() - t0, 1),
             "output": p.config.output, "checkpoint": outcome.checkpoint, "epoch_loss": means}

@@ -30,6 +30,7 @@ class TrainState:
     epoch_step: int = 0
     step: int = 0
     history: list[dict] = field(default_factory=list)
+    resumed_at: list[int] = field(default_factory=list)  # the steps a worker restarted from, as the worker saw them
 
 
 def save(directory: str, booster, model, optimizer, scheduler, state: TrainState, is_main: bool, plugin: str = "ddp") -> None:

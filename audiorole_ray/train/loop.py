@@ -70,6 +70,7 @@ def train_loop(loop_config: dict) -> None:
     if resumed is not None:
         with resumed.as_directory() as d:
             state = ckpt_io.load(d, booster, model, optimizer, scheduler, cfg.plugin)
+        state.resumed_at.append(state.step)
         if is_main:
             print(f"[train] resumed from step {state.step} (epoch {state.epoch + 1}, {state.epoch_step} steps into it)", flush=True)
     log = MetricsLog(cfg.output, state.history) if is_main else None

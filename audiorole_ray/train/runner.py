@@ -22,6 +22,7 @@ class TrainOutcome:
     history: list[dict]
     checkpoint: str  # where the last checkpoint lives
     resumed_from_step: int  # 0 for a fresh run
+    resumed_at: list[int]  # the steps the workers restarted from, over the whole run (from the last checkpoint)
 
 
 SNAPSHOT = "checkpoint_manager_snapshot.json"  # Ray Train V2's record of a run's checkpoints
@@ -94,7 +95,8 @@ def run(task: TrainTask, dataset, cfg: TrainConfig, *, rows: int | None = None, 
         raise result.error
     final = _read_state(result.checkpoint)
     return TrainOutcome(steps=final.step, epochs_done=final.epoch, history=final.history,
-                        checkpoint=result.checkpoint.path, resumed_from_step=resumed_from)
+                        checkpoint=result.checkpoint.path, resumed_from_step=resumed_from,
+                        resumed_at=final.resumed_at)
 
 
 def _read_state(checkpoint):

@@ -21,7 +21,7 @@ from audiorole_ray.sample import SAMPLE_TRUTH
 from conftest import kill_when, wait_for_cpus
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -77,6 +77,7 @@ def test_resume_after_kill(sample_corpus, tmp_path):
     assert "continuing run 'decoder' from its checkpoint at step" in again.stdout
     summary = json.loads(again.stdout.strip().splitlines()[-1])
     assert summary["resumed_from_step"] >= 2 and summary["epochs"] == 3
+    assert summary["resumed_at"] == [summary["resumed_from_step"]]  # the workers loaded that checkpoint
     rows = [json.loads(line) for line in (out / "decoder" / "metrics.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in rows]
     assert steps == sorted(set(steps))  # no step twice, none lost

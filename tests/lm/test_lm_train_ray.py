@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -85,9 +84,8 @@ def test_killed_run_resumes_from_its_checkpoint(trained):
     assert k >= 4
     log = trained["log"]
     assert f"continuing run 'lm' from its checkpoint at step {k}" in log
-    assert f"[train] resumed from step {k}" in log
-    steps = [int(s) for s in re.findall(r"\(global (\d+)\)", log)]
-    assert steps and min(steps) == k + 1, "the re-run starts at the step after the checkpoint"
+    # what the workers themselves loaded (their stdout reaches the driver's log only best-effort)
+    assert trained["summary"]["resumed_at"] == [k], "the re-run's workers start from the checkpoint"
     assert trained["summary"]["resumed_from_step"] == k
     assert trained["summary"]["steps"] == len(read_metrics(str(trained["out"] / "lm")))
 
