@@ -15,9 +15,9 @@ from audiorole_ray.eval.systems import AnswerSource, parse_system
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    from audiorole_ray.eval.truth_corpus import make_tiny_corpus
+    from audiorole_ray.sample.truth_corpus import write_truth_corpus
 
-    return make_tiny_corpus(tmp_path_factory.mktemp("c"))
+    return write_truth_corpus(tmp_path_factory.mktemp("c"), series=("sitcom", "heldout"))
 
 
 def test_items_are_the_test_exchanges(corpus):

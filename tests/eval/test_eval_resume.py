@@ -9,9 +9,9 @@ from audiorole_ray.eval.items import exchange_items
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    from audiorole_ray.eval.truth_corpus import make_tiny_corpus
+    from audiorole_ray.sample.truth_corpus import write_truth_corpus
 
-    return make_tiny_corpus(tmp_path_factory.mktemp("c"), series_list=("heldout",))
+    return write_truth_corpus(tmp_path_factory.mktemp("c"), series=("heldout",))
 
 
 def test_local_pass_resumes_and_redoes_what_changed(corpus, tmp_path):
