@@ -68,7 +68,7 @@ def test_single_mode_cli(arp_model, sample_corpus, tmp_path):
     from pathlib import Path
 
     from audiorole_ray.corpus.reader import clip_audio, read_dialogues
-    from audiorole_ray.respond.wav import write_wav
+    from audiorole_ray.wav import write_wav
 
     d = read_dialogues(str(sample_corpus))
     a = d[(d.split == "test") & (d.role == "A")].iloc[0]

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 def _answers_folder(corpus: Path, folder: Path, items: list[dict], skip: int) -> None:
     """responses:DIR layout, from the corpus's own answers; the item at ``skip`` has none."""
     from audiorole_ray.eval.items import ClipReader
-    from audiorole_ray.eval.systems import wav_bytes
+    from audiorole_ray.wav import wav_bytes
 
     clips = ClipReader(str(corpus))
     for i, it in enumerate(items):
@@ -40,7 +40,7 @@ def _answers_folder(corpus: Path, folder: Path, items: list[dict], skip: int) ->
 
 def test_evaluate_job_with_every_local_system_kind(tmp_path):
     from audiorole_ray.eval.items import ClipReader, exchange_items
-    from audiorole_ray.eval.systems import wav_bytes
+    from audiorole_ray.wav import wav_bytes
 
     corpus = write_truth_corpus(tmp_path / "corpus")
     items = exchange_items(str(corpus))[:3]

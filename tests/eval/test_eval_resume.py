@@ -20,7 +20,7 @@ def test_local_pass_resumes_and_redoes_what_changed(corpus, tmp_path):
     from audiorole_ray.eval.items import ClipReader
     from audiorole_ray.eval.job import run
     from audiorole_ray.eval.stage import EvalSettings
-    from audiorole_ray.eval.systems import wav_bytes
+    from audiorole_ray.wav import wav_bytes
 
     items = exchange_items(str(corpus), ["heldout_spk00"])[:2]
     clips = ClipReader(str(corpus))
