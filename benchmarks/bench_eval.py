@@ -39,9 +39,9 @@ def main(argv=None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-eval-"))
     corpus = args.corpus
     if corpus is None:
-        from audiorole_ray.eval.truth_corpus import make_tiny_corpus
+        from audiorole_ray.sample.truth_corpus import write_truth_corpus
 
-        corpus = str(make_tiny_corpus(tmp / "corpus"))
+        corpus = str(write_truth_corpus(tmp / "corpus", series=("sitcom", "heldout")))
     items = exchange_items(corpus)
     chars = sorted({it["character"] for it in items})
     out = str(tmp / "eval")

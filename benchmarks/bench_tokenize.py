@@ -54,7 +54,8 @@ def in_process(corpus: Path, codebook: str) -> dict:
     codebook assignment, each timed."""
     import numpy as np
 
-    from audiorole_ray.tokens.stage import resample
+    from audiorole_ray.resample import resample
+    from audiorole_ray.tokens.base import SAMPLE_RATE
     from audiorole_ray.tokens.whisper_units import WhisperUnits
 
     d = read_dialogues(str(corpus))
@@ -64,7 +65,7 @@ def in_process(corpus: Path, codebook: str) -> dict:
     tok.load()
     load_s = time.perf_counter() - t
     t, c = time.perf_counter(), time.process_time()
-    clips = [resample(a, r) for p in paths for _, a, r, _ in iter_shard_clips(str(corpus), p)]
+    clips = [resample(a, r, SAMPLE_RATE) for p in paths for _, a, r, _ in iter_shard_clips(str(corpus), p)]
     decode_s, decode_cpu = time.perf_counter() - t, time.process_time() - c
     tok.encode(clips[:2])  # warm-up
     t, c = time.perf_counter(), time.process_time()

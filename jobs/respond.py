@@ -68,7 +68,7 @@ def single(args) -> int:
     from audiorole_ray.io.audio import SAMPLE_RATE, load
     from audiorole_ray.pipeline.stage import resolve_device
     from audiorole_ray.respond.engine import Responder, Sampling
-    from audiorole_ray.respond.wav import write_wav
+    from audiorole_ray.wav import write_wav
 
     audio, _ = load(args.input, SAMPLE_RATE)
     responder = Responder(args.model, device=resolve_device(args.device, 0), sampling=Sampling(**sampling(args)),

@@ -7,13 +7,13 @@ never sit on the driver. :func:`collate` pads a batch for the model.
 """
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 import torch
 
+from audiorole_ray.corpus.plan import split_score
 from audiorole_ray.corpus.reader import iter_shard_clips, read_dialogues
 from audiorole_ray.decoder.mel import MEL, mel_spectrogram
 from audiorole_ray.errors import ConfigError, InputError
@@ -32,8 +32,7 @@ def character_clips(corpus: str, target: str) -> pd.DataFrame:
 
 
 def _held_out(key: str, seed: int, fraction: float) -> bool:
-    h = int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:8], "big")
-    return h / 2**64 < fraction
+    return split_score(key, seed) < fraction  # the corpus's seeded hash, here of a clip key
 
 
 def split_clips(clips: pd.DataFrame, val_fraction: float = 0.1, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, str]:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from math import gcd
 
 import numpy as np
 import torch
+
+from audiorole_ray.resample import resample
 
 
 @dataclass(frozen=True)
@@ -67,16 +68,6 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax:
     weights = np.maximum(0.0, np.minimum(rising, falling))
     weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]  # equal area per filter
     return weights.astype(np.float32)
-
-
-def resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
-    """Polyphase resampling (scipy), exact for the rational ratios of audio rates."""
-    if rate == target:
-        return np.asarray(audio, dtype=np.float32)
-    from scipy.signal import resample_poly
-
-    g = gcd(int(rate), int(target))
-    return resample_poly(np.asarray(audio, dtype=np.float64), target // g, rate // g).astype(np.float32)
 
 
 def mel_spectrogram(audio: np.ndarray | torch.Tensor, rate: int | None = None, config: MelConfig = MEL) -> torch.Tensor:

@@ -18,6 +18,7 @@ from audiorole_ray.corpus.shards import read_shard
 from audiorole_ray.errors import InputError
 from audiorole_ray.io.audio import SAMPLE_RATE, decode_bytes
 from audiorole_ray.io.storage import join
+from audiorole_ray.resample import resample
 
 COLUMNS = ["dialogue_id", "turn_index", "role", "kind", "split", "series", "episode_id", "target", "speaker_id",
            "duration", "text", "audio_path", "audio_key"]
@@ -81,14 +82,7 @@ def _stable_hash(text: str) -> int:
 
 
 def to_16k(audio: np.ndarray, rate: int) -> np.ndarray:
-    if rate == SAMPLE_RATE:
-        return audio.astype(np.float32, copy=False)
-    from math import gcd
-
-    from scipy.signal import resample_poly
-
-    g = gcd(int(rate), SAMPLE_RATE)
-    return resample_poly(audio, SAMPLE_RATE // g, int(rate) // g).astype(np.float32)
+    return resample(audio, rate, SAMPLE_RATE)
 
 
 class ClipReader:

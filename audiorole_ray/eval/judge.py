@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import base64
-import io
 import os
 import random
 import re
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from audiorole_ray.errors import ConfigError, require
+from audiorole_ray.wav import wav_bytes
 
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 # Local servers (vLLM, llama.cpp, transformers serve) want no key, but the client insists on one.
@@ -71,16 +71,7 @@ def redact(text: str, secret: str | None) -> str:
 
 def wav_base64(audio: np.ndarray, sample_rate: int) -> str:
     """16-bit mono WAV, base64 without a ``data:`` prefix: the ``input_audio`` format."""
-    import wave
-
-    pcm = (np.clip(np.asarray(audio, np.float32), -1.0, 1.0) * 32767.0).round().astype("<i2")
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(int(sample_rate))
-        w.writeframes(pcm.tobytes())
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return base64.b64encode(wav_bytes(audio, sample_rate)).decode("ascii")
 
 
 def audio_part(audio: np.ndarray, sample_rate: int) -> dict:

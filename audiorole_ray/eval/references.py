@@ -30,7 +30,7 @@ def build_reference(corpus: str, output: str, character: str, embedder=None, sty
                     keep_clip: bool = True) -> dict:
     """Compute and write one character's reference; returns it (``error`` set when impossible)."""
     from audiorole_ray.eval.speaker import centroid
-    from audiorole_ray.eval.systems import wav_bytes
+    from audiorole_ray.wav import wav_bytes
 
     t = time.perf_counter()
     rows = reference_rows(corpus, character, max_clips)

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import base64
-import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,8 @@ from audiorole_ray.errors import ConfigError, InputError
 from audiorole_ray.eval import prompts
 from audiorole_ray.eval.items import ClipReader, to_16k
 from audiorole_ray.io.audio import SAMPLE_RATE, decode_bytes
-from audiorole_ray.io.storage import AUDIO_EXTENSIONS, join
+from audiorole_ray.io.storage import AUDIO_EXTENSIONS, join, write_bytes
+from audiorole_ray.wav import wav_bytes
 
 KINDS = ("reference", "copy-input", "responses", "openai", "arp")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
@@ -154,11 +154,7 @@ class AnswerSource:
         if not data:
             raise ValueError(f"{self.spec.arg} returned no audio (a text-only model or server?)")
         raw = base64.b64decode(data)
-        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        tmp = path + ".part"
-        with fs.open(tmp, "wb") as f:
-            f.write(raw)
-        fs.mv(tmp, path)
+        write_bytes(uri, raw)
         audio, rate = decode_bytes(raw)
         return to_16k(audio, rate), {"answer_source": uri, "answer_cached": False, "api_attempts": attempts,
                                      "answer_file": (rel, len(raw)),
@@ -180,23 +176,7 @@ class AnswerSource:
         answer = self._arp.respond(self.clips(item["a_audio_path"], item["a_audio_key"]))
         if answer.audio.size == 0:
             raise ValueError(f"the ARP-Model gave no speech ({answer.status}: {'; '.join(answer.problems) or 'no speech tokens'})")
-        raw = wav_bytes(np.clip(answer.audio, -1, 1), int(answer.rate))
-        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        with fs.open(path + ".part", "wb") as f:
-            f.write(raw)
-        fs.mv(path + ".part", path)
+        raw = wav_bytes(answer.audio, int(answer.rate))
+        write_bytes(uri, raw)
         return to_16k(answer.audio, int(answer.rate)), {"answer_source": uri, "answer_cached": False, "answer_file": (rel, len(raw)),
                                                         "arp_text": answer.text, "arp_status": answer.status}
-
-
-def wav_bytes(audio: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
-    import wave
-
-    pcm = (np.clip(audio, -1, 1) * 32767).round().astype("<i2")
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm.tobytes())
-    return buf.getvalue()

@@ -84,7 +84,7 @@ class RespondStage(Stage):
     def process_item(self, item: dict):
         from audiorole_ray.corpus.shards import shard_bytes
         from audiorole_ray.io.storage import write_bytes
-        from audiorole_ray.decoder.mel import resample
+        from audiorole_ray.resample import resample
         from audiorole_ray.io.audio import SAMPLE_RATE, encode_flac
 
         # rows come through Arrow/pandas: plain Python values for the marker's JSON

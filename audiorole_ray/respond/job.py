@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from audiorole_ray.errors import MissingModelError
-from audiorole_ray.io.storage import join
+from audiorole_ray.io.storage import join, write_bytes
 
 
 def run_batch(model_dir: str, corpus: str, output: str, options: dict, sampling: dict, *, workers: int = 1,
@@ -25,21 +25,10 @@ def run_batch(model_dir: str, corpus: str, output: str, options: dict, sampling:
                          num_cpus=cpus_per_worker, num_gpus=gpus_per_worker)
     result = run_pass(stage, items, MarkerStore(join(output, "_state")), workers=workers, local=local)
     table = assemble(result.done, result.errors, items)
-    _write_parquet(join(output, RESPONSES), table)
+    write_bytes(join(output, RESPONSES), table.to_parquet(index=False))  # through a temporary name
     counts = table["status"].value_counts().to_dict()
     spoken = int(((table.duration_s >= 0.5) & (table.rms_dbfs > -50.0)).sum())
     return {"output": output, "character": character, "dialogues": len(items), "resumed": result.resumed,
             "turns": len(table), "status": counts, "answers_0.5s_non_silent": spoken, "answer_s": round(float(table["duration_s"].sum()), 2),
             "wall_s": round(time.perf_counter() - t0, 1)}
 
-
-def _write_parquet(uri: str, df) -> None:
-    """Through a temporary name, so a reader never sees half a table."""
-    from fsspec.core import url_to_fs
-
-    fs, path = url_to_fs(uri)
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    tmp = path + ".tmp"
-    with fs.open(tmp, "wb") as f:
-        df.to_parquet(f, index=False)
-    fs.mv(tmp, path)

@@ -17,6 +17,7 @@ import numpy as np
 from fsspec.core import url_to_fs
 
 from audiorole_ray.errors import ConfigError, InputError
+from audiorole_ray.io.storage import write_bytes
 
 CODEBOOK_FILE = "codebook.npz"
 _CHUNK = 8192  # frames per distance block: bounds memory at _CHUNK x k floats
@@ -59,12 +60,7 @@ class Codebook:
         buf = io.BytesIO()
         np.savez(buf, centroids=self.centroids, mean=self.mean, scale=self.scale,
                  meta=np.frombuffer(json.dumps({**self.meta, "hash": self.hash}, sort_keys=True).encode(), dtype=np.uint8))
-        fs, path = url_to_fs(uri)
-        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        tmp = path + ".tmp"
-        with fs.open(tmp, "wb") as f:
-            f.write(buf.getvalue())
-        fs.mv(tmp, path)
+        write_bytes(uri, buf.getvalue())  # through a temporary name
         return self.hash
 
 

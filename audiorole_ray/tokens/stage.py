@@ -21,7 +21,6 @@ import json
 import posixpath
 import time
 from dataclasses import dataclass, field
-from math import gcd
 from typing import Any
 
 import numpy as np
@@ -31,6 +30,7 @@ from audiorole_ray.corpus.reader import iter_shard_clips
 from audiorole_ray.io.storage import join, write_bytes
 from audiorole_ray.pipeline.runner import fingerprint
 from audiorole_ray.pipeline.stage import Output, Stage, resolve_device
+from audiorole_ray.resample import resample
 from audiorole_ray.tokens.base import SAMPLE_RATE
 from audiorole_ray.tokens.shards import write_tokens
 
@@ -52,15 +52,6 @@ def frames_file(item_id: str) -> str:
     return f"{FIT_FRAMES}/{item_id}.npz"
 
 
-def resample(clip: np.ndarray, rate_in: int, rate_out: int = SAMPLE_RATE) -> np.ndarray:
-    if rate_in == rate_out:
-        return clip.astype(np.float32, copy=False)
-    from scipy.signal import resample_poly
-
-    g = gcd(rate_in, rate_out)
-    return resample_poly(clip, rate_out // g, rate_in // g).astype(np.float32)
-
-
 def read_clips(corpus: str, audio_path: str, keys: list[str]) -> tuple[list[tuple[str, np.ndarray, float]], dict[str, str]]:
     """(key, 16 kHz audio, stored seconds) of the clips in key order, and {key: why not} for the
     clips that are missing or do not decode."""
@@ -71,7 +62,7 @@ def read_clips(corpus: str, audio_path: str, keys: list[str]) -> tuple[list[tupl
         try:
             if audio.size == 0:
                 raise ValueError("empty clip (0 samples)")
-            got.append((key, resample(audio, rate), audio.size / rate))
+            got.append((key, resample(audio, rate, SAMPLE_RATE), audio.size / rate))
         except Exception as exc:  # noqa: BLE001 - one bad clip is recorded, the shard goes on
             failed[key] = f"{type(exc).__name__}: {exc}"
 

@@ -8,7 +8,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from audiorole_ray.decoder.mel import mel_spectrogram, resample
+from audiorole_ray.decoder.mel import mel_spectrogram
+from audiorole_ray.resample import resample
 from audiorole_ray.io.audio import SAMPLE_RATE
 
 

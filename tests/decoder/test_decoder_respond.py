@@ -44,7 +44,7 @@ def arp_model(sample_corpus, tmp_path_factory):
 @pytest.mark.slow  # trains a tiny LM and decoder in-process, then generates and decodes
 def test_respond_end_to_end(arp_model, sample_corpus):
     from audiorole_ray.corpus.reader import clip_audio, read_dialogues
-    from audiorole_ray.decoder.mel import resample
+    from audiorole_ray.resample import resample
     from audiorole_ray.respond.engine import Responder, Sampling
 
     d = read_dialogues(str(sample_corpus))
@@ -68,7 +68,7 @@ def test_single_mode_cli(arp_model, sample_corpus, tmp_path):
     from pathlib import Path
 
     from audiorole_ray.corpus.reader import clip_audio, read_dialogues
-    from audiorole_ray.respond.wav import write_wav
+    from audiorole_ray.wav import write_wav
 
     d = read_dialogues(str(sample_corpus))
     a = d[(d.split == "test") & (d.role == "A")].iloc[0]

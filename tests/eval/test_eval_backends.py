@@ -14,11 +14,11 @@ from audiorole_ray.errors import MissingModelError
 @pytest.fixture(scope="module")
 def voices(tmp_path_factory):
     """Clips of the sample's main character (allison) and of the others, from the tiny corpus."""
-    from audiorole_ray.eval.truth_corpus import make_tiny_corpus
+    from audiorole_ray.sample.truth_corpus import write_truth_corpus
 
     from audiorole_ray.eval.items import ClipReader, reference_rows, exchange_items
 
-    corpus = make_tiny_corpus(tmp_path_factory.mktemp("c"), series_list=("sitcom",))
+    corpus = write_truth_corpus(tmp_path_factory.mktemp("c"))
     clips = ClipReader(str(corpus))
     own = [clips(r.audio_path, r.audio_key) for r in reference_rows(str(corpus), "sitcom_spk00", 8).itertuples()]
     its = exchange_items(str(corpus))

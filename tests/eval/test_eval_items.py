@@ -15,9 +15,9 @@ from audiorole_ray.eval.systems import AnswerSource, parse_system
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    from audiorole_ray.eval.truth_corpus import make_tiny_corpus
+    from audiorole_ray.sample.truth_corpus import write_truth_corpus
 
-    return make_tiny_corpus(tmp_path_factory.mktemp("c"))
+    return write_truth_corpus(tmp_path_factory.mktemp("c"), series=("sitcom", "heldout"))
 
 
 def test_items_are_the_test_exchanges(corpus):
@@ -75,7 +75,7 @@ def test_parse_system_errors(text, msg):
 
 def test_responses_folder_layout(corpus, tmp_path):
     from audiorole_ray.eval.items import ClipReader
-    from audiorole_ray.eval.systems import wav_bytes
+    from audiorole_ray.wav import wav_bytes
 
     it = exchange_items(str(corpus))[0]
     clips = ClipReader(str(corpus))
@@ -134,7 +134,7 @@ def test_each_metric_fails_on_its_own(corpus, tmp_path):
     from audiorole_ray import registry
     from audiorole_ray.eval.references import build_reference
     from audiorole_ray.eval.stage import EvalSettings, ItemScorer
-    from audiorole_ray.eval.systems import wav_bytes
+    from audiorole_ray.wav import wav_bytes
 
     it = exchange_items(str(corpus), ["heldout_spk00"])[0]
     f = tmp_path / "ans" / it["dialogue_id"] / f"{it['turn_index']}.wav"

@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("openai")
 
-from audiorole_ray.eval.truth_corpus import make_tiny_corpus  # noqa: E402
+from audiorole_ray.sample.truth_corpus import write_truth_corpus  # noqa: E402
 from fake_openai import FakeOpenAI, hears_probe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 def _answers_folder(corpus: Path, folder: Path, items: list[dict], skip: int) -> None:
     """responses:DIR layout, from the corpus's own answers; the item at ``skip`` has none."""
     from audiorole_ray.eval.items import ClipReader
-    from audiorole_ray.eval.systems import wav_bytes
+    from audiorole_ray.wav import wav_bytes
 
     clips = ClipReader(str(corpus))
     for i, it in enumerate(items):
@@ -40,9 +40,9 @@ def _answers_folder(corpus: Path, folder: Path, items: list[dict], skip: int) ->
 
 def test_evaluate_job_with_every_local_system_kind(tmp_path):
     from audiorole_ray.eval.items import ClipReader, exchange_items
-    from audiorole_ray.eval.systems import wav_bytes
+    from audiorole_ray.wav import wav_bytes
 
-    corpus = make_tiny_corpus(tmp_path / "corpus", series_list=("sitcom",))
+    corpus = write_truth_corpus(tmp_path / "corpus")
     items = exchange_items(str(corpus))[:3]
     _answers_folder(corpus, tmp_path / "answers", items, skip=1)
     spoken = ClipReader(str(corpus))(items[0]["b_audio_path"], items[0]["b_audio_key"])
@@ -118,7 +118,7 @@ def test_evaluate_job_with_every_local_system_kind(tmp_path):
 
 
 def test_bad_options_exit_2_before_work(tmp_path):
-    corpus = make_tiny_corpus(tmp_path / "corpus", series_list=("sitcom",))
+    corpus = write_truth_corpus(tmp_path / "corpus")
     base = [sys.executable, str(ROOT / "jobs" / "evaluate.py"), "--corpus", str(corpus), "--output", str(tmp_path / "e")]
     for extra, msg in [(["--system", "x=bogus"], "SPEC must be one of"),
                        (["--system", "reference", "--system", "reference"], "share a name"),

@@ -13,7 +13,7 @@ pytest.importorskip("openai")
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from audiorole_ray.eval.truth_corpus import make_tiny_corpus  # noqa: E402
+from audiorole_ray.sample.truth_corpus import write_truth_corpus  # noqa: E402
 
 from audiorole_ray.errors import ConfigError  # noqa: E402
 from audiorole_ray.eval.judge import ChatClient, parse_score  # noqa: E402
@@ -39,7 +39,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    return make_tiny_corpus(tmp_path_factory.mktemp("corpus"), series_list=("sitcom",))
+    return write_truth_corpus(tmp_path_factory.mktemp("corpus"))
 
 
 def test_cq_end_to_end(server, corpus, tmp_path, monkeypatch):

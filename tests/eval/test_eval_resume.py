@@ -9,9 +9,9 @@ from audiorole_ray.eval.items import exchange_items
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    from audiorole_ray.eval.truth_corpus import make_tiny_corpus
+    from audiorole_ray.sample.truth_corpus import write_truth_corpus
 
-    return make_tiny_corpus(tmp_path_factory.mktemp("c"), series_list=("heldout",))
+    return write_truth_corpus(tmp_path_factory.mktemp("c"), series=("heldout",))
 
 
 def test_local_pass_resumes_and_redoes_what_changed(corpus, tmp_path):
@@ -20,7 +20,7 @@ def test_local_pass_resumes_and_redoes_what_changed(corpus, tmp_path):
     from audiorole_ray.eval.items import ClipReader
     from audiorole_ray.eval.job import run
     from audiorole_ray.eval.stage import EvalSettings
-    from audiorole_ray.eval.systems import wav_bytes
+    from audiorole_ray.wav import wav_bytes
 
     items = exchange_items(str(corpus), ["heldout_spk00"])[:2]
     clips = ClipReader(str(corpus))

@@ -62,11 +62,11 @@ def test_short_or_silent_clips_are_refused():
 def test_own_voice_scores_above_other_voices(tmp_path):
     """On the sample's real voices: Allison's held-out answers against her profile score higher
     than the other speakers' turns that prompted them (the copy-input floor)."""
-    from audiorole_ray.eval.truth_corpus import make_tiny_corpus
+    from audiorole_ray.sample.truth_corpus import write_truth_corpus
 
     from audiorole_ray.eval.items import ClipReader, reference_rows, exchange_items
 
-    corpus = make_tiny_corpus(tmp_path / "c", series_list=("sitcom",))
+    corpus = write_truth_corpus(tmp_path / "c")
     clips = ClipReader(str(corpus))
     refs = reference_rows(str(corpus), "sitcom_spk00", 64)
     prof = style.profile([style.features(clips(r.audio_path, r.audio_key)) for r in refs.itertuples()])

@@ -1,14 +1,19 @@
-"""A small synthetic corpus with speech tokens, laid out as jobs/build_corpus.py and
-jobs/tokenize_corpus.py write them: dialogues.parquet + tokens/<tokenizer>/{tokenizer.json,shards/}."""
+"""A small synthetic corpus with speech tokens and no audio, laid out as jobs/build_corpus.py and
+jobs/tokenize_corpus.py write them (their layout helpers): dialogues.parquet/<episode>.parquet +
+tokens/<tokenizer>/{tokenizer.json,shards/<episode>.parquet}. Its 'speech' is a pattern the
+tiny LM can learn; for real voices see :mod:`audiorole_ray.sample.truth_corpus`."""
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
-import pandas as pd
-
+from audiorole_ray.corpus.layout import dialogues_part, shard_path
+from audiorole_ray.io.storage import join, write_json
+from audiorole_ray.io.tables import write_table
+from audiorole_ray.records import DialogueTurn
+from audiorole_ray.tokens.reader import TOKENIZER_FILE, tokens_uri
 from audiorole_ray.tokens.shards import write_tokens
+from audiorole_ray.tokens.stage import shard_id, tokens_file
 
 TARGET = "syn_spk00"
 SENTENCES = [
@@ -30,6 +35,8 @@ def write_corpus(root: Path, n_dialogues: int = 12, vocab: int = 64, exchanges=(
                  tokenizer: str = "synthetic", missing: set[str] = frozenset()) -> Path:
     rng = random.Random(seed)
     rows, tokens = [], []
+    episode = "syn/ep01"
+    shard = shard_path(episode)
     for d in range(n_dialogues):
         n = rng.randint(*exchanges)
         dialogue_id = f"syn/ep01/s{d:03d}/{TARGET}/0"
@@ -49,16 +56,14 @@ def write_corpus(root: Path, n_dialogues: int = 12, vocab: int = 64, exchanges=(
                              "series": "syn", "episode_id": "syn/ep01", "scene_id": f"syn/ep01/s{d:03d}",
                              "target": TARGET, "speaker_id": TARGET if role == "B" else "syn_spk01",
                              "speakers": [TARGET, "syn_spk01"], "start": 0.0, "end": dur, "duration": dur,
-                             "text": text, "audio_path": "audio/shard-000000.tar", "audio_key": key, "truncated": False})
+                             "text": text, "audio_path": shard, "audio_key": key, "truncated": False})
                 if kind == "multi" and key not in missing:
                     codes = speech_for(text, vocab, dur)
-                    tokens.append({"audio_key": key, "audio_path": "audio/shard-000000.tar", "tokens": codes,
+                    tokens.append({"audio_key": key, "audio_path": shard, "tokens": codes,
                                    "frame_rate": 12.5, "n_tokens": len(codes), "duration": dur})
-    root.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_parquet(root / "dialogues.parquet", index=False)
-    tok_dir = root / "tokens" / tokenizer
+    write_table(join(str(root), dialogues_part(episode)), rows, DialogueTurn)
+    tok_dir = tokens_uri(str(root), tokenizer)
     settings = f"synthetic-{vocab}"
-    write_tokens(str(tok_dir / "shards" / "shard-000000.parquet"), tokens, settings, {})
-    (tok_dir / "tokenizer.json").write_text(json.dumps({"name": tokenizer, "frame_rate": 12.5, "vocab_size": vocab,
-                                                        "settings": settings}))
+    write_tokens(join(tok_dir, tokens_file(shard_id(shard))), tokens, settings)
+    write_json(join(tok_dir, TOKENIZER_FILE), {"name": tokenizer, "frame_rate": 12.5, "vocab_size": vocab, "settings": settings})
     return root

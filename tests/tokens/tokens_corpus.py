@@ -1,7 +1,10 @@
 """A tiny corpus for the token tests, built from the bundled sample's real speech: the turns of
 sitcom ep01 cut by its ground-truth RTTM, stored as 24 kHz FLAC in two WebDataset shards laid
 out as the corpus job lays them out (``audio/<series>/<stem>.tar``, ``dialogues.parquet/`` one
-part per shard), some clips used twice (multi and single rows), as the corpus job does."""
+part per shard), some clips used twice (multi and single rows), as the corpus job does.
+
+Not :mod:`audiorole_ray.sample.truth_corpus`: these tests count on a fixed number of clips spread
+over two shards, and on clips that are not FLAC or absent from their shard."""
 from __future__ import annotations
 
 from audiorole_ray.corpus.layout import dialogues_part, shard_path
@@ -10,22 +13,16 @@ from audiorole_ray.io.audio import encode_flac, load_segments
 from audiorole_ray.io.storage import join, write_bytes
 from audiorole_ray.io.tables import write_table
 from audiorole_ray.records import DialogueTurn
-from audiorole_ray.sample import SAMPLE_SERIES
+from audiorole_ray.sample.truth_corpus import episode_media, true_turns
 
 RATE = 24_000
-EPISODE = SAMPLE_SERIES / "sitcom" / "ep01.wav"
-TRUTH = SAMPLE_SERIES.parent / "truth" / "sitcom" / "ep01.rttm"
+EPISODE = episode_media("sitcom", "ep01")
 EPISODES = ("sitcom/ep01", "sitcom/ep02")  # clip i goes to shard i % 2
 
 
 def sample_turns(n: int) -> list[tuple[str, float, float]]:
     """(speaker, start, end) of the first ``n`` ground-truth turns of sitcom ep01."""
-    turns = []
-    for line in TRUTH.read_text().splitlines()[:n]:
-        f = line.split()
-        start, dur = float(f[3]), float(f[4])
-        turns.append((f[7], start, start + dur))
-    return turns
+    return [(t.speaker, t.start, t.end) for t in true_turns("sitcom", "ep01")[:n]]
 
 
 def clip_key(i: int) -> str:
