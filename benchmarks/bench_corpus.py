@@ -126,7 +126,8 @@ def main() -> None:
         for name, w in r["stage_wall_s"].items():
             print(f"  wall {name:<16} {w:7.1f} s  {w / r['wall_s']:.0%}")
     if len(runs) >= 2:
-        print(f"speed-up {runs[-1]['workers']} vs {runs[0]['workers']} workers: {runs[-1]['x_real_time'] / runs[0]['x_real_time']:.2f}x")
+        few, many = min(runs, key=lambda r: r["workers"]), max(runs, key=lambda r: r["workers"])
+        print(f"speed-up of {many['workers']} workers over {few['workers']}: {many['x_real_time'] / few['x_real_time']:.2f}x")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine, "ray_init_s": ray_start, "runs": runs}, indent=2))
 

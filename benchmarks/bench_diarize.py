@@ -117,7 +117,8 @@ def main() -> None:
             f"{r['x_real_time']:.1f}x real time, actors busy {r['actor_busy']:.0%} of the time"
         )
     if len(runs) >= 2:
-        print(f"  speed-up {runs[-1]['workers']} vs {runs[0]['workers']} workers: {runs[-1]['x_real_time'] / runs[0]['x_real_time']:.2f}x")
+        few, many = min(runs, key=lambda r: r["workers"]), max(runs, key=lambda r: r["workers"])
+        print(f"  speed-up of {many['workers']} workers over {few['workers']}: {many['x_real_time'] / few['x_real_time']:.2f}x")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine, "parts": parts, "runs": runs}, indent=2))
 
