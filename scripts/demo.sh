@@ -26,7 +26,7 @@ step "3/5 tiny LM for $TARGET (Ray Train + ColossalAI DDP on CPU)"
 $PY jobs/train_lm.py --corpus "$OUT/corpus" --target "$TARGET" --model tiny --output "$OUT/model" --epochs "${LM_EPOCHS:-3}"
 
 step "4/5 tiny decoder for $TARGET"
-$PY jobs/train_decoder.py --corpus "$OUT/corpus" --target "$TARGET" --output "$OUT/model"
+$PY jobs/train_decoder.py --corpus "$OUT/corpus" --target "$TARGET" --output "$OUT/model" --epochs "${DECODER_EPOCHS:-15}"
 
 judge=()
 if [ "${DEMO_JUDGE:-0}" = 1 ]; then

@@ -162,17 +162,16 @@ class AnswerSource:
 
     # -- arp:MODEL -------------------------------------------------------------------------
     def _from_arp(self, item: dict) -> tuple[np.ndarray, dict]:
-        """The ARP-Model's answer to the A turn (the decoder branch's Responder), kept like an
+        """The ARP-Model's answer to the A turn (``respond.engine.Responder``), kept like an
         API answer: generation is the expensive part of a run."""
         uri, rel = self.answer_uri(item), self.answer_rel(item)
         fs, path = url_to_fs(uri)
         if fs.exists(path):
             return decode_file(uri), {"answer_source": uri, "answer_cached": True, "answer_file": (rel, fs.size(path))}
         if self._arp is None:
-            from audiorole_ray.errors import require
+            from audiorole_ray.respond.engine import Responder
 
-            respond = require("audiorole_ray.respond", "the decoder branch (jobs/respond.py)", "arp:MODEL systems")
-            self._arp = respond.Responder(self.spec.arg, device=self.api.get("device", "cpu")).load()
+            self._arp = Responder(self.spec.arg, device=self.api.get("device", "cpu")).load()
         answer = self._arp.respond(self.clips(item["a_audio_path"], item["a_audio_key"]))
         if answer.audio.size == 0:
             raise ValueError(f"the ARP-Model gave no speech ({answer.status}: {'; '.join(answer.problems) or 'no speech tokens'})")

@@ -115,3 +115,21 @@ def test_batch_mode_resumes(arp_model, sample_corpus, tmp_path):
     third = run_batch(str(arp_model), str(sample_corpus), str(out), options, sampling, local=True)
     assert third["resumed"] == first["dialogues"] - 1
     pd.testing.assert_frame_equal(pd.read_parquet(out / RESPONSES), table)  # seeded: the same answers
+
+
+@pytest.mark.slow
+def test_arp_system_in_the_evaluation_pass(arp_model, sample_corpus, tmp_path):
+    """ARP-Eval's ``arp:MODEL`` system answers through the same Responder, and a re-run reuses
+    the answer files instead of generating again."""
+    from audiorole_ray.eval.job import run
+    from audiorole_ray.eval.stage import EvalSettings
+
+    systems = [{"name": "arp", "kind": "arp", "arg": str(arp_model)}]
+    settings = EvalSettings(corpus=str(sample_corpus), output=str(tmp_path / "e"), systems=systems)
+    first = run(settings, ["sitcom_spk00"], limit=1, local=True)
+    assert first["rows"] == 1 and first["errors"] == 0, first
+    items = pd.read_parquet(tmp_path / "e" / "items.parquet")
+    assert items.status.tolist() == ["ok"], items.error.tolist()
+    assert items.answer_s.iloc[0] > 0 and np.isfinite(items.ap.iloc[0])  # scored (an empty answer is an error)
+    again = run(settings, ["sitcom_spk00"], limit=1, local=True)
+    assert again["resumed"] == 1
