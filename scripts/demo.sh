@@ -23,7 +23,7 @@ step "2/5 speech tokens (whisper-units, embedded)"
 $PY jobs/tokenize_corpus.py --corpus "$OUT/corpus"
 
 step "3/5 tiny LM for $TARGET (Ray Train + ColossalAI DDP on CPU)"
-$PY jobs/train_lm.py --corpus "$OUT/corpus" --target "$TARGET" --model tiny --output "$OUT/model" --epochs "${LM_EPOCHS:-3}"
+$PY jobs/train_lm.py --corpus "$OUT/corpus" --target "$TARGET" --model tiny --output "$OUT/model" --epochs "${LM_EPOCHS:-20}"
 
 step "4/5 tiny decoder for $TARGET"
 $PY jobs/train_decoder.py --corpus "$OUT/corpus" --target "$TARGET" --output "$OUT/model" --epochs "${DECODER_EPOCHS:-15}"

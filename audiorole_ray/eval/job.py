@@ -14,6 +14,7 @@ from audiorole_ray.eval.items import characters_of, exchange_items
 from audiorole_ray.eval.references import build_reference
 from audiorole_ray.eval.report import write_report
 from audiorole_ray.eval.stage import IDENTITY, EvalSettings, EvalStage
+from audiorole_ray.eval.systems import answers_version
 from audiorole_ray.io.storage import join, write_bytes, write_json
 from audiorole_ray.pipeline.runner import fingerprint, run_pass
 from audiorole_ray.pipeline.state import MarkerStore
@@ -115,6 +116,8 @@ def run(settings: EvalSettings, characters: list[str] | None = None, workers: in
     refs = {c: build_reference(settings.corpus, settings.output, c, embedder, style, max_reference_clips) for c in with_items}
     t_refs = time.perf_counter() - t
 
+    for s in settings.systems:  # before hashing the items: a retrained model redoes its items
+        s["version"] = answers_version(s["kind"], s["arg"])
     rows = []
     for s in settings.systems:
         for it in items:

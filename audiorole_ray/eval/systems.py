@@ -40,6 +40,7 @@ class SystemSpec:
     kind: str
     arg: str = ""
     options: dict = field(default_factory=dict)
+    version: str = ""  # what generated answers come from (see answers_version); names their folder
 
     @property
     def spec(self) -> str:
@@ -69,6 +70,21 @@ def parse_system(text: str) -> SystemSpec:
         if not fs.exists(join(path, "arp_model.json")):
             raise InputError(f"system {name}: {arg!r} is not an ARP-Model folder (no arp_model.json)")
     return SystemSpec(name, kind, arg)
+
+
+def answers_version(kind: str, arg: str) -> str:
+    """A short hash of what a generating system's answers come from: the model name for
+    ``openai:``, the model's manifest for ``arp:`` (it changes whenever a part is retrained).
+    Kept answers live under it, so a changed model never has its old answers reused."""
+    from audiorole_ray.pipeline.runner import fingerprint
+
+    if kind == "openai":
+        return fingerprint(kind, arg)[:12]
+    if kind == "arp":
+        fs, path = url_to_fs(arg)
+        with fs.open(join(path, "arp_model.json"), "rb") as f:
+            return fingerprint(kind, f.read().decode())[:12]
+    return ""
 
 
 def check_names(systems: list[SystemSpec]) -> None:
@@ -124,7 +140,8 @@ class AnswerSource:
 
     # -- openai:MODEL -------------------------------------------------------------------------
     def answer_rel(self, item: dict) -> str:
-        return f"answers/{self.spec.name}/{item['dialogue_id']}/{item['turn_index']}.wav"
+        version = f"{self.spec.version}/" if self.spec.version else ""
+        return f"answers/{self.spec.name}/{version}{item['dialogue_id']}/{item['turn_index']}.wav"
 
     def answer_uri(self, item: dict) -> str:
         return join(self.output, self.answer_rel(item))

@@ -119,12 +119,16 @@ def test_batch_mode_resumes(arp_model, sample_corpus, tmp_path):
 
 @pytest.mark.slow
 def test_arp_system_in_the_evaluation_pass(arp_model, sample_corpus, tmp_path):
-    """ARP-Eval's ``arp:MODEL`` system answers through the same Responder, and a re-run reuses
-    the answer files instead of generating again."""
+    """ARP-Eval's ``arp:MODEL`` system answers through the same Responder; a re-run resumes, and a
+    retrained model (a new manifest) is asked again, never served its old answers."""
+    import shutil
+
     from audiorole_ray.eval.job import run
     from audiorole_ray.eval.stage import EvalSettings
 
-    systems = [{"name": "arp", "kind": "arp", "arg": str(arp_model)}]
+    model = tmp_path / "model"
+    shutil.copytree(arp_model, model)
+    systems = [{"name": "arp", "kind": "arp", "arg": str(model)}]
     settings = EvalSettings(corpus=str(sample_corpus), output=str(tmp_path / "e"), systems=systems)
     first = run(settings, ["sitcom_spk00"], limit=1, local=True)
     assert first["rows"] == 1 and first["errors"] == 0, first
@@ -133,3 +137,10 @@ def test_arp_system_in_the_evaluation_pass(arp_model, sample_corpus, tmp_path):
     assert items.answer_s.iloc[0] > 0 and np.isfinite(items.ap.iloc[0])  # scored (an empty answer is an error)
     again = run(settings, ["sitcom_spk00"], limit=1, local=True)
     assert again["resumed"] == 1
+    manifest = json.loads((model / "arp_model.json").read_text())
+    manifest["parts"]["lm"]["trained_at"] = "later"  # what retraining a part does to the manifest
+    (model / "arp_model.json").write_text(json.dumps(manifest))
+    third = run(settings, ["sitcom_spk00"], limit=1, local=True)
+    assert third["resumed"] == 0 and third["errors"] == 0
+    kept = (tmp_path / "e" / "answers" / "arp").rglob("*.wav")
+    assert len({p.relative_to(tmp_path / "e" / "answers" / "arp").parts[0] for p in kept}) == 2  # a folder per model version
