@@ -92,10 +92,6 @@ def make_settings(args):
         return {"url": url, "model": model, "api_key_env": args.judge_key_env, "concurrency": args.judge_concurrency,
                 "timeout_s": args.judge_timeout}
 
-    if any(s.kind == "arp" for s in systems):
-        from audiorole_ray.errors import require
-
-        require("audiorole_ray.respond", "the decoder branch's inference (jobs/respond.py)", "arp:MODEL systems")
     return EvalSettings(
         corpus=args.corpus, output=args.output, systems=[{"name": s.name, "kind": s.kind, "arg": s.arg} for s in systems],
         aq=args.aq, aq_model=args.aq_model, ap=args.ap, ap_model=args.ap_model, asr_model=args.asr_model,

@@ -11,7 +11,7 @@
   key from ``--api-key-env``), given the input audio and the paper's Table 5 prompt, answering
   with its default voice (``alloy``). Its answers are saved under
   ``EVAL/answers/<NAME>/<dialogue_id>/<turn_index>.wav`` and reused by a re-run;
-- ``arp:MODEL``: an ARP-Model folder (needs the inference of the decoder branch).
+- ``arp:MODEL``: an ARP-Model folder, answered by ``respond.engine.Responder``.
 """
 from __future__ import annotations
 
