@@ -36,7 +36,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     g = p.add_argument_group("sampling (GLM-4-Voice demo defaults)")
     g.add_argument("--temperature", type=float, default=0.2)
     g.add_argument("--top-p", type=float, default=0.8)
-    g.add_argument("--max-new-tokens", type=int, default=2000)
+    g.add_argument("--max-new-tokens", type=int, default=600,
+                   help="default 600: about 30 s of speech, the longest corpus clip (GLM-4-Voice's demo: 2000)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--steps", type=int, default=10, help="Euler steps of the flow decoder (default 10, as GLM-4-Voice)")
     m = p.add_argument_group("parts")
