@@ -69,7 +69,7 @@ def evaluate(backend, data: str, cache, cluster_threshold=None, link_threshold=N
         diar = [backend.decide(eid, a, cluster_threshold) for eid, (a, _) in eps.items()]
         link = LinkConfig(threshold=link_threshold) if link_alpha is None else LinkConfig(threshold=link_threshold, alpha=link_alpha)
         linked = link_series(series, diar, link)
-        hyp = {d.episode_id.split("/", 1)[1]: relabel(d, linked.mapping) for d in diar}
+        hyp = {d.episode_id.split("/", 1)[1]: relabel(d.turns, linked.labels(d.episode_id)) for d in diar}
         ref = {}
         for f in sorted((truth_root / series).glob("*.rttm")):
             ref.update(read_rttm(f))

@@ -43,3 +43,30 @@ def test_overlap_detection_scores_overlapped_time():
     assert o["osd_precision"] == pytest.approx(0.5, abs=1e-3) and o["osd_recall"] == pytest.approx(0.5, abs=1e-3)
     s = score_turns(ref, {"f": ref["f"]}, "A", hyp_main="A")
     assert s["der"] == 0 and s["main_purity"] == 1 and s["main_found"] and s["osd_recall"] == 1
+
+
+def test_eval_script_scores_one_dev_episode(tmp_path, monkeypatch):
+    """benchmarks/eval_diarize.py end to end on one dev episode (its RESULTS.md figures come from
+    it, so it must keep working when the code it calls changes)."""
+    import shutil
+
+    monkeypatch.syspath_prepend(str(DEVSET.parent))
+    import eval_diarize
+
+    from audiorole_ray.diarize.embedded import EmbeddedBackend
+
+    src = DEVSET / "dev"
+    (tmp_path / "series" / "talkshow").mkdir(parents=True)
+    (tmp_path / "truth" / "talkshow").mkdir(parents=True)
+    shutil.copy(src / "series" / "talkshow" / "ep01.ogg", tmp_path / "series" / "talkshow")
+    for name in ("ep01.rttm", "cast.json"):
+        shutil.copy(src / "truth" / "talkshow" / name, tmp_path / "truth" / "talkshow")
+    monkeypatch.setitem(eval_diarize.DATA, "one", (tmp_path / "series", tmp_path / "truth"))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    rows = eval_diarize.evaluate(EmbeddedBackend(), "one", cache)
+    r = rows["talkshow"]
+    assert r["episodes"] == 1 and r["der"] < 0.2 and r["main_found"] and r["main_purity"] > 0.9, r
+    assert list(cache.glob("*.pkl")), "model outputs are cached for sweeps"
+    again = eval_diarize.evaluate(EmbeddedBackend(), "one", cache)["talkshow"]
+    assert again["der"] == r["der"]
