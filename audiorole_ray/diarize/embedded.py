@@ -48,8 +48,11 @@ class EmbeddedConfig:
     speech_pad_s: float = 0.03
     window_s: float = 1.5
     step_s: float = 0.75
-    min_window_s: float = 0.4  # shorter regions get no embedding of their own
     # both
+    # shorter regions get no embedding of their own and take the speaker of the nearest window in
+    # time; 0.25 s, not more: a short reply after a pause is often someone else (dev meetings: main
+    # purity 93.8 -> 94.7 %, DER 8.7 -> 8.6 %, against 0.4)
+    min_window_s: float = 0.25
     cluster_threshold: float | None = None  # average-linkage cosine distance; None: calibrated per episode
     min_cluster_s: float = 2.0  # clusters with less speech are folded into the nearest larger one
     merge_gap_s: float = 0.5  # one speaker's turns closer than this are one turn (pauses inside a turn)
