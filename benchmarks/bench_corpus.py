@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_diarize import make_input  # noqa: E402
+from benchmarks.bench_diarize import make_input, print_speed_up  # noqa: E402
 
 from audiorole_ray.pipeline.state import MarkerStore  # noqa: E402
 
@@ -125,9 +125,7 @@ def main() -> None:
                   f"{f['rtf_per_episode_s']:.3f} per episode second")
         for name, w in r["stage_wall_s"].items():
             print(f"  wall {name:<16} {w:7.1f} s  {w / r['wall_s']:.0%}")
-    if len(runs) >= 2:
-        few, many = min(runs, key=lambda r: r["workers"]), max(runs, key=lambda r: r["workers"])
-        print(f"speed-up of {many['workers']} workers over {few['workers']}: {many['x_real_time'] / few['x_real_time']:.2f}x")
+    print_speed_up(runs)
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine, "ray_init_s": ray_start, "runs": runs}, indent=2))
 

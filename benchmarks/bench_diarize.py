@@ -37,6 +37,15 @@ def make_input(repeat: int, root: Path) -> Path:
     return inp
 
 
+def print_speed_up(runs: list[dict], indent: str = "") -> None:
+    """Print the x real time of the run with the most workers over that of the fewest (runs given
+    in any order), if there are two or more runs."""
+    if len(runs) >= 2:
+        few, many = min(runs, key=lambda r: r["workers"]), max(runs, key=lambda r: r["workers"])
+        print(f"{indent}speed-up of {many['workers']} workers over {few['workers']}: "
+              f"{many['x_real_time'] / few['x_real_time']:.2f}x")
+
+
 def backend_parts(inp: Path) -> dict:
     """RTF of each part of the embedded backend on one thread, over the un-repeated sample."""
     import torch
@@ -116,9 +125,7 @@ def main() -> None:
             f"  workers={r['workers']}: {r['audio_s']:.0f} s audio in {r['wall_s']:.1f} s = "
             f"{r['x_real_time']:.1f}x real time, actors busy {r['actor_busy']:.0%} of the time"
         )
-    if len(runs) >= 2:
-        few, many = min(runs, key=lambda r: r["workers"]), max(runs, key=lambda r: r["workers"])
-        print(f"  speed-up of {many['workers']} workers over {few['workers']}: {many['x_real_time'] / few['x_real_time']:.2f}x")
+    print_speed_up(runs, indent="  ")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine, "parts": parts, "runs": runs}, indent=2))
 

@@ -15,22 +15,58 @@ def sample_series():
     return SAMPLE_SERIES
 
 
+def _wait_until(proc, ready, timeout: float, interval: float, ended, late) -> None:
+    """Poll ``ready()`` every ``interval`` s until true; fail with ``ended()`` if ``proc`` ends first
+    or with ``late()`` once ``timeout`` s have passed (both called only on failure)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, ended()
+        assert time.monotonic() < deadline, late()
+        time.sleep(interval)
+
+
 def kill_when(proc, ready, log, timeout: float) -> None:
     """SIGKILL ``proc`` as soon as ``ready()`` is true; fail if it ends first or time runs out."""
     import signal
-    import time
 
     try:
-        deadline = time.monotonic() + timeout
-        while not ready():
-            assert proc.poll() is None, f"the job ended before it could be killed:\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"not ready after {timeout} s:\n{log.read_text()}"
-            time.sleep(0.1)
+        _wait_until(proc, ready, timeout, 0.1, lambda: f"the job ended before it could be killed:\n{log.read_text()}",
+                    lambda: f"not ready after {timeout} s:\n{log.read_text()}")
         proc.send_signal(signal.SIGKILL)
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=30)
+
+
+def run_and_kill_at(cmd, ready, log, *, cwd, env, timeout: float = 600) -> None:
+    """Start ``cmd`` in its own session (output to ``log``) and SIGKILL that whole session, the job
+    and the local Ray it started, as a crash would, once ``ready`` (a path that exists, or a
+    callable that returns true) is; fail if the job ends first or time runs out."""
+    import contextlib
+    import signal
+    import subprocess
+
+    done = ready.exists if hasattr(ready, "exists") else ready
+    with open(log, "w") as f:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_until(proc, done, timeout, 0.2,
+                    lambda: f"the run ended before its first checkpoint:\n{log.read_text()[-4000:]}",
+                    lambda: log.read_text()[-4000:])
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # the group may be gone if the job ended on its own
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+
+
+@pytest.fixture(name="run_and_kill_at", scope="session")
+def _run_and_kill_at():
+    """``run_and_kill_at`` for tests under folders with their own conftest.py, where ``from conftest
+    import`` may find that one instead of this."""
+    return run_and_kill_at
 
 
 def wait_for_cpus(ray, n: int = 2, timeout: float = 60) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pandas as pd
 
@@ -14,7 +14,7 @@ from audiorole_ray.eval.items import characters_of, exchange_items
 from audiorole_ray.eval.references import build_reference
 from audiorole_ray.eval.report import write_report
 from audiorole_ray.eval.stage import IDENTITY, EvalSettings, EvalStage
-from audiorole_ray.eval.systems import answers_version
+from audiorole_ray.eval.systems import GENERATING, answers_version
 from audiorole_ray.io.storage import join, write_bytes, write_json
 from audiorole_ray.pipeline.runner import fingerprint, run_pass
 from audiorole_ray.pipeline.state import MarkerStore
@@ -97,6 +97,15 @@ def item_inputs(item: dict, system: dict, ref: dict) -> str:
     return fingerprint(*parts)
 
 
+def with_answers_versions(settings: EvalSettings) -> EvalSettings:
+    """A copy of ``settings`` whose generating systems (``openai:``, ``arp:``) have a ``version``:
+    :func:`answers_version` as of now. Other systems have none (it would only change their items'
+    hashes). ``settings`` itself is not changed."""
+    systems = [{**s, "version": answers_version(s["kind"], s["arg"])} if s["kind"] in GENERATING
+               else {k: v for k, v in s.items() if k != "version"} for s in settings.systems]
+    return replace(settings, systems=systems)
+
+
 def run(settings: EvalSettings, characters: list[str] | None = None, workers: int = 2, cpus_per_worker: float = 1.0,
         gpus_per_worker: float = 0.0, max_reference_clips: int = 64, limit: int | None = None, local: bool = False) -> dict:
     t0 = time.perf_counter()
@@ -116,8 +125,10 @@ def run(settings: EvalSettings, characters: list[str] | None = None, workers: in
     refs = {c: build_reference(settings.corpus, settings.output, c, embedder, style, max_reference_clips) for c in with_items}
     t_refs = time.perf_counter() - t
 
-    for s in settings.systems:  # before hashing the items: a retrained model redoes its items
-        s["version"] = answers_version(s["kind"], s["arg"])
+    # a copy of the settings whose generating systems carry their answers' version, read here and
+    # not kept in the caller's settings: in the items' hashes, a retrained model redoes its items,
+    # and in the workers' SystemSpec, its answers go to a folder of their own
+    settings = with_answers_versions(settings)
     rows = []
     for s in settings.systems:
         for it in items:

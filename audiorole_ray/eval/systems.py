@@ -10,8 +10,10 @@
 - ``openai:MODEL``: a speech-out chat model behind an OpenAI-compatible endpoint (``--api-url``,
   key from ``--api-key-env``), given the input audio and the paper's Table 5 prompt, answering
   with its default voice (``alloy``). Its answers are saved under
-  ``EVAL/answers/<NAME>/<dialogue_id>/<turn_index>.wav`` and reused by a re-run;
-- ``arp:MODEL``: an ARP-Model folder, answered by ``respond.engine.Responder``.
+  ``EVAL/answers/<NAME>/<VERSION>/<dialogue_id>/<turn_index>.wav`` and reused by a re-run
+  (VERSION: :func:`answers_version`, set by the job on a copy of the settings);
+- ``arp:MODEL``: an ARP-Model folder, answered by ``respond.engine.Responder``; its answers are
+  kept the same way.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from audiorole_ray.io.storage import AUDIO_EXTENSIONS, join, write_bytes
 from audiorole_ray.wav import wav_bytes
 
 KINDS = ("reference", "copy-input", "responses", "openai", "arp")
+GENERATING = ("openai", "arp")  # kinds whose answers the pass makes (and keeps, under a version)
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 
 

@@ -34,12 +34,10 @@ EPOCHS = 6
 
 
 @pytest.fixture(scope="module")
-def trained(sample_corpus, tmp_path_factory):
+def trained(sample_corpus, tmp_path_factory, run_and_kill_at):
     """A run killed (with the local Ray it started) once its first checkpoint is recorded, then run
     again to the end: what a crashed and resubmitted job does."""
     import os
-    import signal
-    import time
 
     from audiorole_ray.train.runner import SNAPSHOT, latest_state
 
@@ -47,19 +45,9 @@ def trained(sample_corpus, tmp_path_factory):
     args = ["--corpus", str(sample_corpus), "--target", "sitcom_spk00", "--output", str(out), "--epochs", str(EPOCHS),
             "--checkpoint-every", "2"]
     storage = out / "decoder" / "_ray"
-    log = out.parent / "first.log"
-    with open(log, "w") as f:
-        proc = subprocess.Popen([*JOB, *args], stdout=f, stderr=subprocess.STDOUT, cwd=ROOT,
-                                env={**os.environ, **ENV_EXTRA}, start_new_session=True)
-    try:  # Ray Train resumes from its checkpoint manager's snapshot, so wait for that, not the files
-        deadline = time.monotonic() + 600
-        while not (storage / "decoder" / SNAPSHOT).exists():
-            assert proc.poll() is None, f"the run ended before its first checkpoint:\n{log.read_text()[-4000:]}"
-            assert time.monotonic() < deadline, log.read_text()[-4000:]
-            time.sleep(0.2)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=60)
+    # Ray Train resumes from its checkpoint manager's snapshot, so wait for that, not the files
+    run_and_kill_at([*JOB, *args], storage / "decoder" / SNAPSHOT, out.parent / "first.log", cwd=ROOT,
+                    env={**os.environ, **ENV_EXTRA}, timeout=600)
     killed_at = latest_state(str(storage), "decoder")["step"]
     assert not (out / "decoder" / "flow.pt").exists(), "the first run must not have finished"
     again = run_job(*args)

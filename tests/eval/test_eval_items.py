@@ -73,6 +73,33 @@ def test_parse_system_errors(text, msg):
         parse_system(text)
 
 
+def test_only_generating_systems_get_an_answers_version(tmp_path):
+    """run() versions a copy of the settings: openai:/arp: systems get answers_version, the others
+    none (so it is not in their items' hashes), and the caller's settings stay as they were."""
+    from audiorole_ray.eval.job import item_inputs, with_answers_versions
+    from audiorole_ray.eval.stage import EvalSettings
+    from audiorole_ray.eval.systems import answers_version
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "arp_model.json").write_text('{"parts": {"lm": {"trained_at": "now"}}}')
+    systems = [{"name": "reference", "kind": "reference", "arg": ""}, {"name": "x", "kind": "copy-input", "arg": ""},
+               {"name": "m", "kind": "responses", "arg": str(tmp_path)}, {"name": "gpt", "kind": "openai", "arg": "gpt-x"},
+               {"name": "arp", "kind": "arp", "arg": str(model)}]
+    before = [dict(s) for s in systems]
+    settings = EvalSettings(corpus="c", output="o", systems=systems)
+    versioned = with_answers_versions(settings)
+    assert settings.systems is systems and systems == before  # not changed
+    assert [s.get("version") for s in versioned.systems] == [None, None, None, answers_version("openai", "gpt-x"),
+                                                              answers_version("arp", str(model))]
+    assert all(v for v in (s.get("version") for s in versioned.systems[3:]))
+    item = {"a_audio_path": "a", "a_audio_key": "k", "b_audio_path": "b", "b_audio_key": "l"}
+    assert item_inputs(item, versioned.systems[0], {}) == item_inputs(item, systems[0], {})
+    old = item_inputs(item, versioned.systems[4], {})
+    (model / "arp_model.json").write_text('{"parts": {"lm": {"trained_at": "later"}}}')  # retrained
+    assert item_inputs(item, with_answers_versions(settings).systems[4], {}) != old
+
+
 def test_responses_folder_layout(corpus, tmp_path):
     from audiorole_ray.eval.items import ClipReader
     from audiorole_ray.wav import wav_bytes

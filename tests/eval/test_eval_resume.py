@@ -33,6 +33,8 @@ def test_local_pass_resumes_and_redoes_what_changed(corpus, tmp_path):
     settings = EvalSettings(corpus=str(corpus), output=str(tmp_path / "e"), systems=systems)
     first = run(settings, ["heldout_spk00"], limit=2, local=True)
     assert first["rows"] == 4 and first["resumed"] == 0 and first["errors"] == 0
+    assert settings.systems == [{"name": "reference", "kind": "reference", "arg": ""},
+                                {"name": "m", "kind": "responses", "arg": str(ans)}]  # the caller's, unchanged
     again = run(settings, ["heldout_spk00"], limit=2, local=True)
     assert again["resumed"] == 4
     t1, t2 = (pd.read_parquet(tmp_path / "e" / "items.parquet") for _ in range(2))

@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -42,24 +40,13 @@ def sample_corpus(tmp_path_factory, sample_series) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained(sample_corpus, tmp_path_factory) -> dict:
+def trained(sample_corpus, tmp_path_factory, run_and_kill_at) -> dict:
     out = tmp_path_factory.mktemp("lm-model") / "model"
     cmd = [sys.executable, "jobs/train_lm.py", "--corpus", str(sample_corpus), "--target", TARGET, "--model", "tiny",
            "--output", str(out), "--epochs", str(EPOCHS), "--checkpoint-every", "4"]
     storage = out / "lm" / "_ray"
-    log1 = out.parent / "run1.log"
-    with open(log1, "w") as f:
-        # its own session, so the kill takes the driver and the local Ray it started, as a crash would
-        proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 600
-        while not (storage / "lm" / SNAPSHOT).exists():
-            assert proc.poll() is None, f"the run ended before its first checkpoint:\n{log1.read_text()[-4000:]}"
-            assert time.monotonic() < deadline, log1.read_text()[-4000:]
-            time.sleep(0.2)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=60)
+    # killed with the local Ray it started, as a crash would, once its first checkpoint is recorded
+    run_and_kill_at(cmd, storage / "lm" / SNAPSHOT, out.parent / "run1.log", cwd=REPO, env=_env(), timeout=600)
     killed_at = latest_state(str(storage), "lm")["step"]
     assert not (out / "lm" / "config.json").exists(), "the first run must not have finished"
     run2 = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=900)
