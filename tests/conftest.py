@@ -65,8 +65,18 @@ def run_and_kill_at(cmd, ready, log, *, cwd, env, timeout: float = 600) -> None:
 @pytest.fixture(name="run_and_kill_at", scope="session")
 def _run_and_kill_at():
     """``run_and_kill_at`` for tests under folders with their own conftest.py, where ``from conftest
-    import`` may find that one instead of this."""
+    import`` may find that one instead of this (so do the two below)."""
     return run_and_kill_at
+
+
+@pytest.fixture(name="kill_when", scope="session")
+def _kill_when():
+    return kill_when
+
+
+@pytest.fixture(name="wait_for_cpus", scope="session")
+def _wait_for_cpus():
+    return wait_for_cpus
 
 
 def wait_for_cpus(ray, n: int = 2, timeout: float = 60) -> None:

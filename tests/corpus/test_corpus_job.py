@@ -18,7 +18,6 @@ from audiorole_ray.metrics.wer import wer
 from audiorole_ray.corpus.job import CorpusJobConfig, run
 from audiorole_ray.pipeline.state import MarkerStore
 from audiorole_ray.sample import SAMPLE_TRUTH
-from conftest import kill_when, wait_for_cpus
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -197,7 +196,7 @@ def test_transcripts_wer_on_real_english_speech(built):
     assert len(refs) >= 20 and score <= 0.20
 
 
-def test_killed_run_resumes_to_the_same_corpus(built, ray_local, tmp_path):
+def test_killed_run_resumes_to_the_same_corpus(built, ray_local, tmp_path, kill_when, wait_for_cpus):
     """SIGKILL the CLI (connected to the test's Ray) once ASR has finished an episode, re-run it:
     the same dialogues.parquet as the uninterrupted run. Enhancement is off here: it changes the
     audio, not the rows."""

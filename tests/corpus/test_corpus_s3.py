@@ -18,7 +18,6 @@ import pandas as pd
 import pytest
 
 from audiorole_ray.corpus.job import CorpusJobConfig, run
-from conftest import kill_when, wait_for_cpus
 
 moto_server = pytest.importorskip("moto.server")
 pytest.importorskip("s3fs")
@@ -308,7 +307,7 @@ def test_s3_rerun_after_lost_marker(s3, s3_corpus):
 
 
 @slow
-def test_s3_resume_after_killed_run(s3, s3_corpus, tmp_path):
+def test_s3_resume_after_killed_run(s3, s3_corpus, tmp_path, kill_when, wait_for_cpus):
     """The CLI, connected to the test's Ray cluster, is killed (SIGKILL) once the first episode
     is finished; a re-run finishes the rest and gives the uninterrupted run's corpus."""
     import ray
