@@ -7,16 +7,19 @@ real-time factor. Prints one row per voice and vocoder, and the mean per vocoder
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from audiorole_ray import registry
-from audiorole_ray.io.audio import load_segments
-from audiorole_ray.sample import SAMPLE_SERIES
-from audiorole_ray.vocoder.check import resynthesis_scores
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from audiorole_ray import registry  # noqa: E402
+from audiorole_ray.io.audio import load_segments  # noqa: E402
+from audiorole_ray.sample import SAMPLE_SERIES  # noqa: E402
+from audiorole_ray.vocoder.check import resynthesis_scores  # noqa: E402
 
 REAL = {"allison", "diane", "sheila", "june", "carlo", "ivrvoice"}  # audiorole_ray/sample/README.md
 RATE = 22050
