@@ -24,8 +24,10 @@ from audiorole_ray.respond.parse import Response, split_response
 @dataclass
 class Sampling:
     """GLM-4-Voice's demo defaults (temperature 0.2, top_p 0.8), but at most 600 new tokens where
-    the demo allows 2000: about 30 s of speech in 13/26 blocks, the longest clip a corpus keeps.
-    An under-trained model that never says ``<|user|>`` otherwise talks for minutes."""
+    the demo allows 2000: at most 48 s of speech at 12.5 tokens/s (32 s while text is interleaved
+    in 13/26 blocks), near the 30 s a corpus clip may last. An under-trained model that never says
+    ``<|user|>`` otherwise talks for minutes (the demo's model: 13-158 s with 2000; 12.8-45.7 s
+    with 600)."""
 
     temperature: float = 0.2
     top_p: float = 0.8
