@@ -61,16 +61,14 @@ def apply_common_args(args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
-def init_ray(args: argparse.Namespace, env: dict[str, str], cpus: float, gpus: float,
-             worker_logs: bool = False) -> None:
+def init_ray(args: argparse.Namespace, env: dict[str, str], cpus: float, gpus: float) -> None:
     """Start or join Ray, passing ``env`` to workers, and check the cluster has room for one
     actor (``cpus``/``gpus``): a local Ray that cannot ever hold it is an error; a cluster is
-    told what the job waits for, since an autoscaler may add nodes. ``worker_logs``: show the
-    workers' output even without ``--verbose`` (training workers print a line per step)."""
+    told what the job waits for, since an autoscaler may add nodes."""
     import ray
 
     if not ray.is_initialized():  # a caller (a test, a notebook) may have joined a cluster already
-        ray.init(address=args.address, logging_level=logging.WARNING, log_to_driver=args.verbose or worker_logs,
+        ray.init(address=args.address, logging_level=logging.WARNING, log_to_driver=args.verbose,
                  runtime_env={"env_vars": env})
     have = ray.cluster_resources()
     short = [f"{need:g} {name}" for name, need in (("CPU", cpus), ("GPU", gpus)) if need > have.get(name, 0.0)]

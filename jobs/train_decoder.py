@@ -67,7 +67,7 @@ def main(argv=None) -> int:
         for w in prepared.warnings:
             print(f"warning: {w}", flush=True)
         env.update(TRAIN_ENV)
-        init_ray(args, env, cpus=args.cpus_per_worker, gpus=args.gpus_per_worker, worker_logs=True)
+        init_ray(args, env, cpus=args.cpus_per_worker, gpus=args.gpus_per_worker)
         import ray
 
         try:

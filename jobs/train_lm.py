@@ -102,7 +102,7 @@ def main(argv=None) -> int:
               f"{c.get('dropped_too_long', 0)}, missing speech tokens {c.get('cut_missing_tokens', 0)}", flush=True)
         print(f"preview: {join(prepared.config.output, 'preview.jsonl')}", flush=True)
         env.update(TRAIN_ENV)
-        init_ray(args, env, cpus=args.cpus_per_worker, gpus=args.gpus_per_worker, worker_logs=True)
+        init_ray(args, env, cpus=args.cpus_per_worker, gpus=args.gpus_per_worker)
         import ray
 
         try:

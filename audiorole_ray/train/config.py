@@ -33,7 +33,7 @@ class TrainConfig:
     seed: int = 0
     steps_per_epoch: int = 0  # filled in by the driver from the dataset's size
     dist_timeout_s: int = 1800  # collective timeout: rank 0 gathers whole checkpoints with Gemini
-    log_every: int = 1
+    log_every: int = 1  # the driver prints every n-th step (0: epochs only)
 
     def validate(self) -> None:
         if self.plugin not in PLUGINS:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import sys
 import tempfile
 import time
 
@@ -71,8 +70,6 @@ def train_loop(loop_config: dict) -> None:
         with resumed.as_directory() as d:
             state = ckpt_io.load(d, booster, model, optimizer, scheduler, cfg.plugin)
         state.resumed_at.append(state.step)
-        if is_main:
-            print(f"[train] resumed from step {state.step} (epoch {state.epoch + 1}, {state.epoch_step} steps into it)", flush=True)
     log = MetricsLog(cfg.output, state.history) if is_main else None
     rate_key = f"{task.unit}_per_s"
 
@@ -137,10 +134,6 @@ def train_loop(loop_config: dict) -> None:
             state.history.append(row)
             if is_main:
                 log.append(row)
-                if cfg.log_every and state.step % cfg.log_every == 0:
-                    print(f"[train] epoch {epoch + 1}/{cfg.epochs} step {state.epoch_step}/{cfg.steps_per_epoch} "
-                          f"(global {state.step}) loss {row['loss']:.4f} lr {lr:.3g} {rate_key} {row[rate_key]:.1f}",
-                          file=sys.stdout, flush=True)
             end_of_epoch = state.epoch_step >= cfg.steps_per_epoch
             every = bool(cfg.checkpoint_every) and state.step % cfg.checkpoint_every == 0 and not end_of_epoch
             report(row, with_checkpoint=every)
@@ -152,10 +145,7 @@ def train_loop(loop_config: dict) -> None:
             summary["val_loss"] = validate(epoch)
             if epoch_rows:  # the epoch's last step carries its val_loss (metrics.jsonl is rewritten at the end)
                 epoch_rows[-1]["val_loss"] = summary["val_loss"]
-        report(summary, with_checkpoint=True)
-        if is_main:
-            val = f", val loss {summary['val_loss']:.4f}" if "val_loss" in summary else ""
-            print(f"[train] epoch {epoch + 1}/{cfg.epochs} done: mean loss {summary['epoch_loss']:.4f}{val}", flush=True)
+        report(summary, with_checkpoint=True)  # the driver prints the progress lines (train/progress.py)
 
     # the final model, in the format the task's users load
     tmp = tempfile.mkdtemp(prefix="arp-export-")

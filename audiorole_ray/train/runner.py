@@ -56,6 +56,8 @@ def run(task: TrainTask, dataset, cfg: TrainConfig, *, rows: int | None = None, 
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    from audiorole_ray.train.progress import DriverProgress, ProgressPrinter
+
     cfg.validate()
     rows = dataset.count() if rows is None else rows
     per_worker = rows // cfg.workers
@@ -72,6 +74,7 @@ def run(task: TrainTask, dataset, cfg: TrainConfig, *, rows: int | None = None, 
         print(f"continuing run {run_name!r} from its checkpoint at step {state['step']} "
               f"(epoch {state['epoch'] + (1 if state['epoch_step'] else 0)} of {cfg.epochs})", flush=True)
 
+    progress = DriverProgress(ProgressPrinter(cfg.epochs, cfg.steps_per_epoch, f"{task.unit}_per_s", cfg.log_every))
     resources = {"CPU": cfg.cpus_per_worker}
     if cfg.gpus_per_worker:
         resources["GPU"] = cfg.gpus_per_worker
@@ -85,12 +88,14 @@ def run(task: TrainTask, dataset, cfg: TrainConfig, *, rows: int | None = None, 
             storage_path=cfg.storage_path,
             failure_config=FailureConfig(max_failures=cfg.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
+            callbacks=[progress.callback],
         ),
         datasets={"train": dataset, **({"val": val_dataset} if val_dataset is not None else {})},
         dataset_config=DataConfig(datasets_to_split=["train"] + (["val"] if val_dataset is not None else [])),
         torch_config=TorchConfig(timeout_s=cfg.dist_timeout_s),
     )
-    result = trainer.fit()
+    with progress:
+        result = trainer.fit()
     if result.error:
         raise result.error
     final = _read_state(result.checkpoint)

@@ -85,3 +85,8 @@ def test_resume_after_kill(trained):
     assert summary["resumed_at"] == [k]  # what the workers themselves loaded
     rows = [json.loads(line) for line in (trained["out"] / "decoder" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(1, len(rows) + 1))  # no step twice, none lost
+    # the driver's progress, from the reported metrics: the last epochs' lines with their validation loss
+    import re
+
+    done = re.findall(r"^\[train\] epoch (\d+)/%d done: mean loss [\d.]+, val loss [\d.]+$" % EPOCHS, trained["stdout"], re.M)
+    assert done and int(done[-1]) == EPOCHS, trained["stdout"][-2000:]

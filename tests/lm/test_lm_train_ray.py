@@ -77,6 +77,19 @@ def test_killed_run_resumes_from_its_checkpoint(trained):
     assert trained["summary"]["steps"] == len(read_metrics(str(trained["out"] / "lm")))
 
 
+def test_driver_prints_every_step_and_epoch(trained):
+    """The driver's progress comes from the reported metrics (not the workers' forwarded output):
+    after the resume, one line for every step still to do and one for every epoch finished."""
+    import re
+
+    k, steps = trained["killed_at"], trained["summary"]["steps"]
+    printed = [int(g) for g in re.findall(r"^\[train\] epoch \d+/%d step \d+/\d+ \(global (\d+)\) loss [\d.]+ lr "
+                                         % EPOCHS, trained["log"], flags=re.M)]
+    assert printed == list(range(k + 1, steps + 1)), printed
+    done = re.findall(r"^\[train\] epoch (\d+)/%d done: mean loss [\d.]+$" % EPOCHS, trained["log"], flags=re.M)
+    assert done and [int(e) for e in done] == list(range(EPOCHS - len(done) + 1, EPOCHS + 1))
+
+
 def test_outputs_and_manifest(trained, sample_corpus):
     out = trained["out"]
     manifest = json.loads((out / "arp_model.json").read_text())

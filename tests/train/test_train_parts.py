@@ -68,3 +68,28 @@ def test_latest_state_follows_ray_trains_snapshot(tmp_path):
     # checkpoint_c was written but not registered when the run died: Ray continues from checkpoint_b
     (tmp_path / "lm" / SNAPSHOT).write_text(json.dumps({"latest_checkpoint_result": {"checkpoint_dir_name": "checkpoint_b"}}))
     assert latest_state(str(tmp_path), "lm")["step"] == 9
+
+
+def test_driver_progress_lines():
+    import io
+
+    from audiorole_ray.train.progress import ProgressPrinter
+
+    out = io.StringIO()
+    p = ProgressPrinter(epochs=2, steps_per_epoch=3, rate_key="tokens_per_s", log_every=2, out=out)
+    rows = _rows(6, 3)
+    for r in rows[:3]:
+        p.show(r)
+    p.show({"step": 3, "epoch": 0, "epoch_done": 1, "epoch_loss": 9.0, "val_loss": 8.5})
+    for r in rows[2:5]:  # a worker failed after step 3 was done: the workers restart from step 2's checkpoint
+        p.show(r)
+    assert out.getvalue().splitlines() == [
+        "[train] epoch 1/2 step 2/3 (global 2) loss 9.0000 lr 0.001 tokens_per_s 100.0",
+        "[train] epoch 1/2 done: mean loss 9.0000, val loss 8.5000",
+        "[train] workers restarted from the checkpoint at step 2",
+        "[train] epoch 2/2 step 1/3 (global 4) loss 7.0000 lr 0.001 tokens_per_s 100.0",
+    ]
+    quiet = ProgressPrinter(epochs=1, steps_per_epoch=3, rate_key="x", log_every=0, out=io.StringIO())
+    for r in rows[:3]:
+        quiet.show(r)
+    assert quiet.out.getvalue() == ""
