@@ -10,7 +10,8 @@ music). Two styles: ``tv`` (about 8-14 % of speech overlapped, as the paper meas
 series) and ``meeting`` (about 20-30 %, as in real meetings). Two parts with disjoint voices:
 
 * ``dev``: Allison Smith (en), July Jiménez (es-CO), Armelle Desjardins (fr), Paola Dal Zot
-  (it, ``it_IT_f_Menardi``): for choosing methods and thresholds;
+  (it, ``it_IT_f_Menardi``): for choosing methods and thresholds (``roundtable`` has three of
+  them, as ``panel`` has three held-out voices);
 * ``heldout``: June Wallack (fr-CA), Carlo Flora (it), the IvrvoiceRU voice (ru): for reporting
   only, never for tuning. These three also speak in the bundled sample's ``realcast``, which is
   not tuned on either.
@@ -113,12 +114,16 @@ SERIES = [
                weights=(3, 2, 1)),
     SeriesPlan("dev", "meeting", 102, MEETING, "paola", ("paola", "allison", "july", "armelle"), (105, 115, 100),
                p_main=0.36, weights=(1, 1, 1)),
+    # three people, as in `panel`, from the dev voices: most overlapped stretches hold the main character
+    SeriesPlan("dev", "roundtable", 103, MEETING, "july", ("july", "armelle", "allison"), (110, 100, 105),
+               p_main=0.42, weights=(1, 1)),
     SeriesPlan("heldout", "panel", 201, MEETING, "june", ("june", "carlo", "ivrvoice"), (110, 100, 105),
                p_main=0.42, weights=(1, 1)),
     SeriesPlan("heldout", "drama", 202, TV, "carlo", ("carlo", "ivrvoice", "june"), (100, 115, 95),
                weights=(2, 1)),
 ]
 IN_TURN_GAP = (0.12, 0.35)
+LABEL_PAUSE_S = 0.35  # a pause this long inside a turn is not labelled speech (shorter ones are)
 MAX_TURN_S = 9.0
 MAIN_LEAD = 1.3  # the main character speaks at least this x the next speaker, in every episode
 BACKCHANNEL_S = (0.25, 0.9)
@@ -184,13 +189,29 @@ class Placed:
     def end(self) -> float:
         return self.start + len(self.audio) / SR
 
+    def spans(self) -> list[tuple[float, float]]:
+        """The speech of the turn: split where it is quiet (more than 35 dB under its peak, the
+        units' trimming level) for ``LABEL_PAUSE_S`` or more. The pauses between units are
+        shorter, but a prompt may hold a long pause of its own, and that is no speech."""
+        r = mss.short_rms(self.audio)
+        quiet = r <= r.max() * mss.db(-35.0)
+        d = np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]]))
+        cuts = [(a, b) for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)) if b - a >= LABEL_PAUSE_S * SR]
+        edges = [0] + [x for a, b in cuts for x in (a, b)] + [len(self.audio)]
+        return [(self.start + a / SR, self.start + b / SR) for a, b in zip(edges[::2], edges[1::2]) if b > a]
+
 
 @dataclass
 class Script:
     placed: list[Placed] = field(default_factory=list)
 
     def turns(self) -> list[Turn]:
+        """The scripted turns, first to last sample (what the checks and the noise level use)."""
         return sorted(Turn(round(p.start, 3), round(p.end, 3), p.speaker) for p in self.placed)
+
+    def labels(self) -> list[Turn]:
+        """The reference labels: each turn's speech, without its long pauses (``Placed.spans``)."""
+        return sorted(Turn(round(a, 3), round(b, 3), p.speaker) for p in self.placed for a, b in p.spans())
 
 
 class Deck:
@@ -352,7 +373,7 @@ def build_series(plan: SeriesPlan, units, music, versions, out_root: Path) -> di
         lag = mss.lag_ms(audio, mss.decode_mono16k(path))
         if abs(lag) >= 1.0:
             raise RuntimeError(f"{path}: decodes {lag:.2f} ms off the truth")
-        turns = s.turns()
+        turns = s.labels()
         (truth_dir / f"{stem}.rttm").write_text(format_rttm(stem, turns))
         stats = speech_stats(turns, duration)
         kinds = {k: sum(p.kind == k for p in s.placed) for k in ("turn", "interrupt", "talk_over", "backchannel")}
