@@ -75,14 +75,18 @@ class DriverProgress:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         self._stop.set()
         self._thread.join()
         try:
-            for row in self.queue.get_nowait_batch(self.queue.qsize()):  # what came after the last poll
-                self.printer.show(row)
-        finally:
+            rows = self.queue.get_nowait_batch(self.queue.qsize())  # what came after the last poll
             self.queue.shutdown()
+        except Exception:
+            if exc_type is None:
+                raise
+            rows = []  # Ray going down with the run's own error: that error is the one to show
+        for row in rows:
+            self.printer.show(row)
 
     def _pump(self) -> None:
         from ray.util.queue import Empty
@@ -92,4 +96,6 @@ class DriverProgress:
                 row = self.queue.get(timeout=0.5)
             except Empty:
                 continue
+            except Exception:  # the queue's actor is gone (Ray shutting down): the run reports why
+                return
             self.printer.show(row)
