@@ -34,13 +34,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--output", required=True, help="the answer's .wav (single mode) or the RESPONSES folder (batch mode)")
     p.add_argument("--text", action="store_true", help="single mode: print the answer's transcript part")
     from audiorole_ray.respond.engine import Sampling
+    from audiorole_ray.tokens.base import TOKEN_RATE
 
     d = Sampling()  # one place for the defaults (respond.engine.Sampling says why each)
     g = p.add_argument_group("sampling (GLM-4-Voice demo defaults but the token limit)")
     g.add_argument("--temperature", type=float, default=d.temperature, help=f"default {d.temperature}")
     g.add_argument("--top-p", type=float, default=d.top_p, help=f"default {d.top_p}")
     g.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens,
-                   help=f"default {d.max_new_tokens}: at most {d.max_new_tokens / 12.5:.0f} s of speech (GLM-4-Voice's demo: 2000)")
+                   help=f"default {d.max_new_tokens}: at most {d.max_new_tokens / TOKEN_RATE:.0f} s of speech (GLM-4-Voice's demo: 2000)")
     g.add_argument("--seed", type=int, default=d.seed)
     g.add_argument("--steps", type=int, default=10, help="Euler steps of the flow decoder (default 10, as GLM-4-Voice)")
     m = p.add_argument_group("parts")

@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_sample_series as mss  # noqa: E402  (signal helpers, package unpacking, encoding)
 
 from audiorole_ray.io.rttm import format_rttm  # noqa: E402  (mss put the repo on sys.path)
+from audiorole_ray.masks import runs  # noqa: E402
 from audiorole_ray.records import Turn  # noqa: E402
 
 SR = mss.SR
@@ -191,12 +192,11 @@ class Placed:
 
     def spans(self) -> list[tuple[float, float]]:
         """The speech of the turn: split where it is quiet (more than 35 dB under its peak, the
-        units' trimming level) for ``LABEL_PAUSE_S`` or more. The pauses between units are
+        units' trimming level ``TRIM_DB``) for ``LABEL_PAUSE_S`` or more. The pauses between units are
         shorter, but a prompt may hold a long pause of its own, and that is no speech."""
         r = mss.short_rms(self.audio)
-        quiet = r <= r.max() * mss.db(-35.0)
-        d = np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]]))
-        cuts = [(a, b) for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)) if b - a >= LABEL_PAUSE_S * SR]
+        quiet = r <= r.max() * mss.db(mss.TRIM_DB)
+        cuts = [(a, b) for a, b in runs(quiet) if b - a >= LABEL_PAUSE_S * SR]
         edges = [0] + [x for a, b in cuts for x in (a, b)] + [len(self.audio)]
         return [(self.start + a / SR, self.start + b / SR) for a, b in zip(edges[::2], edges[1::2]) if b > a]
 

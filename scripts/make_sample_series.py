@@ -395,7 +395,10 @@ def short_rms(x: np.ndarray, win: int = SR // 100) -> np.ndarray:
     return np.sqrt((c[hi] - c[lo]) / np.maximum(hi - lo, 1))
 
 
-def trim_and_level(x: np.ndarray, rel_db: float = -35.0) -> np.ndarray | None:
+TRIM_DB = -35.0  # a unit starts and ends where its short-time RMS is within this of its peak
+
+
+def trim_and_level(x: np.ndarray, rel_db: float = TRIM_DB) -> np.ndarray | None:
     """Cut to the first..last sample whose short-time RMS is within ``rel_db`` of the unit's peak,
     so a unit starts and ends on speech and turn bounds can be exact; then set the active level."""
     r = short_rms(x)

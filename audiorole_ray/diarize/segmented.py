@@ -24,6 +24,7 @@ from collections import Counter
 import numpy as np
 
 from audiorole_ray.diarize.segmentation import FRAME_SIZE, FRAME_STEP, SAMPLE_RATE, powerset_matrix
+from audiorole_ray.masks import runs
 from audiorole_ray.records import Turn
 
 FRAME_S = FRAME_STEP / SAMPLE_RATE  # 16.875 ms between output frames
@@ -48,12 +49,6 @@ def speaker_count(act: np.ndarray, starts: np.ndarray, n_frames: int) -> np.ndar
         count[s : s + f] += per_window[w]
         cover[s : s + f] += 1
     return np.rint(count / np.maximum(cover, 1))[:n_frames].astype(np.int8)
-
-
-def runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) frame ranges where ``mask`` is true."""
-    d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()))
 
 
 def frame_time(g) -> np.ndarray | float:

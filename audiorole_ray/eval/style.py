@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from audiorole_ray.io.audio import SAMPLE_RATE
+from audiorole_ray.masks import runs as mask_runs
 
 FEATURES = ("f0_median_st", "f0_spread_st", "syllable_rate", "pause_ratio", "pause_mean_s", "level_spread_db")
 # floors of the reference spread, so a very regular character does not make every answer an outlier
@@ -95,12 +96,6 @@ def _band_envelope(x: np.ndarray, sr: int) -> np.ndarray:
     return np.convolve(env, k / k.sum(), mode="same")
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """(start, end) frame index runs where ``mask`` is true."""
-    d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
-
-
 def features(x: np.ndarray, sr: int = SAMPLE_RATE) -> dict[str, float]:
     """The six prosodic statistics of a clip (see the module doc)."""
     if x.size < sr // 2:
@@ -108,7 +103,7 @@ def features(x: np.ndarray, sr: int = SAMPLE_RATE) -> dict[str, float]:
     level = _level_db(x)
     loud = np.percentile(level, 95)
     speech = level > max(loud + SPEECH_DB, FLOOR_DB)
-    runs = _runs(speech)
+    runs = mask_runs(speech)
     if not runs:
         raise ValueError("no speech frames")
     first, last = runs[0][0], runs[-1][1]

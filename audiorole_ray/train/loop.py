@@ -71,7 +71,7 @@ def train_loop(loop_config: dict) -> None:
             state = ckpt_io.load(d, booster, model, optimizer, scheduler, cfg.plugin)
         state.resumed_at.append(state.step)
     log = MetricsLog(cfg.output, state.history) if is_main else None
-    rate_key = f"{task.unit}_per_s"
+    rate_key = task.rate_key
 
     def report(metrics: dict, with_checkpoint: bool) -> None:
         if not with_checkpoint:

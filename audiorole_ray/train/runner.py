@@ -74,7 +74,7 @@ def run(task: TrainTask, dataset, cfg: TrainConfig, *, rows: int | None = None, 
         print(f"continuing run {run_name!r} from its checkpoint at step {state['step']} "
               f"(epoch {state['epoch'] + (1 if state['epoch_step'] else 0)} of {cfg.epochs})", flush=True)
 
-    progress = DriverProgress(ProgressPrinter(cfg.epochs, cfg.steps_per_epoch, f"{task.unit}_per_s", cfg.log_every))
+    progress = DriverProgress(ProgressPrinter(cfg.epochs, cfg.steps_per_epoch, task.rate_key, cfg.log_every))
     resources = {"CPU": cfg.cpus_per_worker}
     if cfg.gpus_per_worker:
         resources["GPU"] = cfg.gpus_per_worker

@@ -34,6 +34,11 @@ class TrainTask:
     name = "task"  # the output subfolder and the Ray Train run's name
     unit = "items"  # what ``loss`` counts: throughput is reported as <unit>_per_s
 
+    @property
+    def rate_key(self) -> str:
+        """The throughput's key in the reported metrics and ``metrics.jsonl``."""
+        return f"{self.unit}_per_s"
+
     def build_model(self, ctx: WorkerContext):
         raise NotImplementedError
 
