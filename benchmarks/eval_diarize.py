@@ -1,7 +1,9 @@
 #!/usr/bin/env python
 """Diarization quality of the embedded backend on series with ground truth, without Ray: DER with
-series-level labels (0.25 s collar, overlap scored), main-character purity/coverage, overlapped-
-speech detection, and sweeps of the clustering and linking thresholds (sensitivity curves).
+series-level labels (0.25 s collar, overlap scored), main-character purity/coverage, the main
+character's clean purity (of its time with nobody else named, what clean target clips keep, the
+share where the true main character speaks alone), overlapped-speech detection, and sweeps of the
+clustering and linking thresholds (sensitivity curves).
 
     python benchmarks/eval_diarize.py --data dev heldout sample [--mode segmentation|vad]
         [--sweep cluster|link --values 0.3 0.35 ...] [--cache DIR] [--json out.json]
@@ -94,7 +96,7 @@ def pooled(rows: dict) -> dict:
 def fmt(series: str, r: dict) -> str:
     return (f"  {series:<10} DER {r['der']:6.1%} (miss {r['missed']:5.1%} FA {r['false_alarm']:5.1%} "
             f"conf {r['confusion']:5.1%}; per-episode mapping {r['der_per_file_mapping']:5.1%})  "
-            f"main purity {r['main_purity']:6.1%} coverage {r['main_coverage']:6.1%} "
+            f"main purity {r['main_purity']:6.1%} coverage {r['main_coverage']:6.1%} clean {r['main_clean_purity']:6.1%} "
             f"{'found' if r['main_found'] else 'WRONG MAIN'}  OSD P {r['osd_precision']:5.1%} "
             f"R {r['osd_recall']:5.1%}  speakers {r['ref_speakers']}/{r['hyp_speakers']}  cpu RTF {r['cpu_rtf']:.3f}")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from audiorole_ray.metrics.der import cluster_purity_coverage, der_many
+from audiorole_ray.metrics.der import clean_purity, cluster_purity_coverage, der_many
 from audiorole_ray.records import Turn
 
 
@@ -53,6 +53,7 @@ def score_turns(reference: dict[str, list[Turn]], hypothesis: dict[str, list[Tur
     series = der_many(pairs, collar=collar, global_mapping=True)
     per_file = der_many(pairs, collar=collar, global_mapping=False)
     purity, coverage, label = cluster_purity_coverage(reference, hypothesis, main)
+    clean, clean_s = clean_purity(reference, hypothesis, main, label) if label else (0.0, 0.0)
     total = max(series.total, 1e-9)
     return {
         "der": series.der,
@@ -63,6 +64,10 @@ def score_turns(reference: dict[str, list[Turn]], hypothesis: dict[str, list[Tur
         "main_purity": purity,
         "main_coverage": coverage,
         "main_cluster": label,
+        # of that cluster's time with nobody else named (what clean target clips keep), the share
+        # where the true main character speaks alone
+        "main_clean_purity": clean,
+        "main_clean_s": clean_s,
         # the pipeline's main character (most speech after linking) is the true one's cluster
         "main_found": hyp_main is None or label == hyp_main,
         "ref_speakers": len({t.speaker for ts in reference.values() for t in ts}),

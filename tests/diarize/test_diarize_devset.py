@@ -43,6 +43,7 @@ def test_overlap_detection_scores_overlapped_time():
     assert o["osd_precision"] == pytest.approx(0.5, abs=1e-3) and o["osd_recall"] == pytest.approx(0.5, abs=1e-3)
     s = score_turns(ref, {"f": ref["f"]}, "A", hyp_main="A")
     assert s["der"] == 0 and s["main_purity"] == 1 and s["main_found"] and s["osd_recall"] == 1
+    assert s["main_clean_purity"] == 1 and s["main_clean_s"] == pytest.approx(3)  # A alone 0-3 s
 
 
 def test_eval_script_scores_one_dev_episode(tmp_path, monkeypatch):

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from audiorole_ray.metrics.der import cluster_purity_coverage, der, der_many
+from audiorole_ray.metrics.der import clean_purity, cluster_purity_coverage, der, der_many
 from audiorole_ray.records import Turn
 
 T = Turn
@@ -91,6 +91,19 @@ def test_cluster_purity_coverage():
     purity, coverage, lab = cluster_purity_coverage(ref, hyp, "hero")
     assert lab == "k" and close(purity, 16 / 21) and close(coverage, 16 / 20)
     assert cluster_purity_coverage(ref, hyp, "nobody") == (0.0, 0.0, None)
+
+
+def test_clean_purity_counts_missed_overlap_and_other_people():
+    # hero 0-4 s, B 3-6 s (overlap 3-4); "k" alone 0-5 s: 3 s of hero alone in 5 s
+    ref = {"ep1": [T(0, 4, "hero"), T(3, 6, "B")], "ep2": [T(0, 2, "hero")]}
+    hyp = {"ep1": [T(0, 5, "k")], "ep2": [T(0, 2, "k"), T(1, 2, "m")]}  # ep2: 1-2 s not clean (m named too)
+    share, seconds = clean_purity(ref, hyp, "hero", "k")
+    assert close(seconds, 6) and close(share, 4 / 6)
+    # naming the overlap (k and m at 3-4 s) leaves only clean time
+    hyp["ep1"].append(T(3, 5, "m"))
+    assert clean_purity(ref, hyp, "hero", "k") == pytest.approx((1.0, 4.0))
+    assert clean_purity(ref, hyp, "nobody", "k") == (0.0, 4.0)
+    assert clean_purity(ref, hyp, "hero", "absent") == (0.0, 0.0)
 
 
 def test_fast_one_hour_thirty_speakers():
