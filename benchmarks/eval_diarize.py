@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from audiorole_ray.diarize.calibrate import episode_threshold  # noqa: E402
-from audiorole_ray.diarize.embedded import EmbeddedBackend, EmbeddedConfig  # noqa: E402
+from audiorole_ray.diarize.embedded import Analysis, EmbeddedBackend, EmbeddedConfig  # noqa: E402
 from audiorole_ray.diarize.evaluate import score_turns  # noqa: E402
 from audiorole_ray.io.audio import decode  # noqa: E402
 from audiorole_ray.io.rttm import read_rttm  # noqa: E402
@@ -45,7 +45,9 @@ MODEL_KEYS = ("mode", "seg_step_s", "min_overlap_embed_s", "vad_threshold", "min
 
 def analyses(backend: EmbeddedBackend, series_dir: Path, cache: Path | None) -> dict:
     """Episode id -> (Analysis, cpu seconds), from the cache when the model settings match."""
-    key = hashlib.sha1(json.dumps({k: asdict(backend.config)[k] for k in MODEL_KEYS}).encode()).hexdigest()[:10]
+    # the Analysis fields too: a cache from before a field was added is not reused
+    settings = {k: asdict(backend.config)[k] for k in MODEL_KEYS} | {"fields": sorted(Analysis.__dataclass_fields__)}
+    key = hashlib.sha1(json.dumps(settings).encode()).hexdigest()[:10]
     out = {}
     for ep in sorted(p for p in series_dir.iterdir() if p.is_file()):
         eid = f"{series_dir.name}/{ep.stem}"
@@ -76,7 +78,8 @@ def evaluate(backend, data: str, cache, cluster_threshold=None, link_threshold=N
         for f in sorted((truth_root / series).glob("*.rttm")):
             ref.update(read_rttm(f))
         main = json.loads((truth_root / series / "cast.json").read_text())["main_character"]
-        s = score_turns(ref, hyp, main, hyp_main=linked.main)
+        unsure = {d.episode_id.split("/", 1)[1]: d.possible_overlap for d in diar}
+        s = score_turns(ref, hyp, main, hyp_main=linked.main, possible_overlap=unsure)
         audio_s = sum(a.duration_s for a, _ in eps.values())
         s.update(episodes=len(eps), audio_s=audio_s, cpu_rtf=sum(c for _, c in eps.values()) / audio_s,
                  link_threshold=linked.threshold,
@@ -96,7 +99,7 @@ def pooled(rows: dict) -> dict:
 def fmt(series: str, r: dict) -> str:
     return (f"  {series:<10} DER {r['der']:6.1%} (miss {r['missed']:5.1%} FA {r['false_alarm']:5.1%} "
             f"conf {r['confusion']:5.1%}; per-episode mapping {r['der_per_file_mapping']:5.1%})  "
-            f"main purity {r['main_purity']:6.1%} coverage {r['main_coverage']:6.1%} clean {r['main_clean_purity']:6.1%} "
+            f"main purity {r['main_purity']:6.1%} coverage {r['main_coverage']:6.1%} clean {r['main_clean_purity']:6.1%} of {r['main_clean_s']:4.0f} s "
             f"{'found' if r['main_found'] else 'WRONG MAIN'}  OSD P {r['osd_precision']:5.1%} "
             f"R {r['osd_recall']:5.1%}  speakers {r['ref_speakers']}/{r['hyp_speakers']}  cpu RTF {r['cpu_rtf']:.3f}")
 

@@ -246,7 +246,7 @@ def link_and_plan(config: CorpusJobConfig, episodes: list[Episode], store: Marke
                                                    d.info.channels, d.info.codec, speech, "done")
             totals.speech_s += sum(t.duration for t in turns)
             totals.speech_overlap_s += overlap_seconds(tuple(turns), 0.0, d.decoded_s)
-            plan = plan_episode(e.episode_id, turns, targets, config.plan)
+            plan = plan_episode(e.episode_id, turns, targets, config.plan, possible_overlap=d.diarization.possible_overlap)
             labels_of[e.episode_id] = labels
             for target, scenes in dialogue_scenes(plan).items():
                 scenes_by_target[target] += scenes

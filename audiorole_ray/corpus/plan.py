@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from audiorole_ray.filters import FilterConfig, duration_verdict
@@ -92,11 +92,17 @@ def overlap_seconds(turns: tuple[Turn, ...], start: float, end: float) -> float:
     return total
 
 
-def clean_span(turns: tuple[Turn, ...], u: Utterance, target: str) -> tuple[float, float] | None:
+def clean_span(turns: tuple[Turn, ...], u: Utterance, target: str,
+               possible_overlap: Sequence[Sequence[float]] = ()) -> tuple[float, float] | None:
     """The longest part of ``u`` where the other role is silent (no other speaker under a target
-    response, no target under a stimulus); ``u``'s own span when it is clean."""
-    other = sorted((max(t.start, u.start), min(t.end, u.end)) for t in turns
-                   if (t.speaker == target) != (u.role == "B") and t.start < u.end and t.end > u.start)
+    response, no target under a stimulus); ``u``'s own span when it is clean. A response also
+    stays out of the diarizer's ``possible_overlap`` stretches ([start, end]: another voice may
+    be there though nobody was named)."""
+    other = [(max(t.start, u.start), min(t.end, u.end)) for t in turns
+             if (t.speaker == target) != (u.role == "B") and t.start < u.end and t.end > u.start]
+    if u.role == "B":
+        other += [(max(a, u.start), min(b, u.end)) for a, b in possible_overlap if a < u.end and b > u.start]
+    other.sort()
     if not other:
         return u.start, u.end
     parts, pos = [], u.start
@@ -118,7 +124,9 @@ def _speaker_time(scene: Scene, speakers: tuple[str, ...], start: float, end: fl
 
 
 def plan_episode(episode_id: str, turns: list[Turn], targets: list[str], settings: PlanSettings | None = None,
-                 test_scenes: Iterable[str] = ()) -> Plan:
+                 test_scenes: Iterable[str] = (), possible_overlap: Sequence[Sequence[float]] = ()) -> Plan:
+    """``possible_overlap``: the diarizer's stretches where another voice may be heard though
+    nobody was named; target responses are kept out of them like out of named overlap."""
     settings = settings or PlanSettings()
     test_scenes = set(test_scenes)
     series, stem = episode_id.split("/", 1)
@@ -129,7 +137,7 @@ def plan_episode(episode_id: str, turns: list[Turn], targets: list[str], setting
             split = scene_split(scene.scene_id, settings, test_scenes)
             for i, u in enumerate(utts):
                 drop, start, end = "", u.start, u.end
-                span = clean_span(scene.turns, u, target)
+                span = clean_span(scene.turns, u, target, possible_overlap)
                 if span != (u.start, u.end):  # the other role is heard: keep the clean part if it is long enough
                     if span is None or round(span[1] - span[0], 3) < settings.filters.min_duration_s:
                         drop = "overlap"

@@ -21,10 +21,11 @@ from audiorole_ray.pipeline.state import MarkerStore
 from audiorole_ray.records import Diarized, Transcribed, Turn, to_dict
 
 
-def episode_turns(state_uri: str, episode_id: str, mapping: dict[str, str]) -> list[Turn]:
-    """The episode's diarized turns with series-level speaker ids."""
+def episode_turns(state_uri: str, episode_id: str, mapping: dict[str, str]) -> tuple[list[Turn], list[list[float]]]:
+    """The episode's diarized turns with series-level speaker ids, and its possible overlap."""
     marker = MarkerStore(state_uri).read("diarized", [episode_id])[episode_id]
-    return relabel(marker.load(Diarized).diarization.turns, mapping)
+    d = marker.load(Diarized).diarization
+    return relabel(d.turns, mapping), d.possible_overlap
 
 
 @dataclass
@@ -50,8 +51,8 @@ class TranscribeStage(Stage):
 
     def process_item(self, item: dict) -> Output:
         spec = json.loads(item["spec"])
-        turns = episode_turns(self.state_uri, item["id"], spec["mapping"])
-        plan = plan_episode(item["id"], turns, spec["targets"], self.plan, spec["test_scenes"])
+        turns, possible_overlap = episode_turns(self.state_uri, item["id"], spec["mapping"])
+        plan = plan_episode(item["id"], turns, spec["targets"], self.plan, spec["test_scenes"], possible_overlap)
         todo = [u for u in plan.utterances if not u.drop]
         clips = audio_io.load_segments(item["uri"], [(u.start, u.end) for u in todo], audio_io.SAMPLE_RATE)
         texts = self._asr.transcribe(clips, language=spec["language"]) if clips else []

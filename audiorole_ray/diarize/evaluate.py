@@ -44,16 +44,17 @@ def overlap_detection(reference: dict[str, list[Turn]], hypothesis: dict[str, li
 
 
 def score_turns(reference: dict[str, list[Turn]], hypothesis: dict[str, list[Turn]], main: str,
-                collar: float = 0.25, hyp_main: str | None = None) -> dict:
+                collar: float = 0.25, hyp_main: str | None = None, possible_overlap: dict[str, list] | None = None) -> dict:
     """Series-level DER (one mapping over all files; collar 0.25 s, overlap scored), per-file
     mapped DER, main-character purity/coverage and overlap detection for one series.
     ``hyp_main``: the speaker the pipeline calls the main character, checked against the cluster
-    that holds the true main character."""
+    that holds the true main character. ``possible_overlap``: per file, the diarizer's [start, end]
+    stretches of possible overlap, which clean clips leave out (``main_clean_*``)."""
     pairs = {k: (reference[k], hypothesis.get(k, [])) for k in reference}
     series = der_many(pairs, collar=collar, global_mapping=True)
     per_file = der_many(pairs, collar=collar, global_mapping=False)
     purity, coverage, label = cluster_purity_coverage(reference, hypothesis, main)
-    clean, clean_s = clean_purity(reference, hypothesis, main, label) if label else (0.0, 0.0)
+    clean, clean_s = clean_purity(reference, hypothesis, main, label, possible_overlap) if label else (0.0, 0.0)
     total = max(series.total, 1e-9)
     return {
         "der": series.der,

@@ -204,21 +204,25 @@ def cluster_purity_coverage(reference: dict[str, list[Turn]], hypothesis: dict[s
 
 
 def clean_purity(reference: dict[str, list[Turn]], hypothesis: dict[str, list[Turn]], ref_speaker: str,
-                 hyp_label: str, step: float = 0.001) -> tuple[float, float]:
+                 hyp_label: str, unsure: dict[str, list] | None = None, step: float = 0.001) -> tuple[float, float]:
     """What a corpus of ``hyp_label``'s clean clips would hold: the time where ``hyp_label`` is the
-    only hypothesis speaker (the corpus cuts target clips to such time), and the share of it
-    where ``ref_speaker`` is the only reference speaker (no collar). Missed overlap and another
-    person's speech both lower it. Returns ``(share, seconds)``; ``(0.0, 0.0)`` with no such time."""
+    only hypothesis speaker and not inside an ``unsure`` [start, end] stretch of the file (the
+    corpus cuts target clips to such time), and the share of it where ``ref_speaker`` is the only
+    reference speaker (no collar). Missed overlap and another person's speech both lower it.
+    Returns ``(share, seconds)``; ``(0.0, 0.0)`` with no such time."""
     alone = clean = 0.0
     for f in sorted(set(reference) | set(hypothesis)):
         ref, hyp = list(reference.get(f, [])), list(hypothesis.get(f, []))
         if not any(t.speaker == hyp_label for t in hyp):
             continue
-        grid = _grid(ref + hyp, step)
+        cut = [Turn(float(a), float(b), "?") for a, b in (unsure or {}).get(f, []) if b > a]
+        grid = _grid(ref + hyp + cut, step)
         w = np.diff(grid) * step
         H, hl = _activity(hyp, grid, step)
         R, rl = _activity(ref, grid, step)
         mine = (H.sum(axis=0) == 1) & H[hl.index(hyp_label)]
+        if cut:
+            mine &= ~_activity(cut, grid, step)[0].any(axis=0)
         theirs = ((R.sum(axis=0) == 1) & R[rl.index(ref_speaker)]) if ref_speaker in rl else np.zeros_like(mine)
         alone += float(mine @ w)
         clean += float((mine & theirs) @ w)

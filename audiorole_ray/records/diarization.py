@@ -24,13 +24,15 @@ class Turn:
 @dataclass
 class EpisodeDiarization:
     """A diarizer's answer for one episode: turns with episode-local speaker labels, one centroid
-    embedding per local speaker (for cross-episode linking) and speech seconds per speaker
-    (to weight the centroids when linking)."""
+    embedding per local speaker (for cross-episode linking), speech seconds per speaker (to
+    weight the centroids when linking) and [start, end] stretches of possible overlap where no
+    second speaker is named (clean target clips stay out of them)."""
 
     episode_id: str
     turns: list[Turn]
     centroids: dict[str, list[float]] = field(default_factory=dict)
     speech_s: dict[str, float] = field(default_factory=dict)
+    possible_overlap: list[list[float]] = field(default_factory=list)
 
 
 @dataclass

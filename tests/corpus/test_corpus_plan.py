@@ -82,6 +82,20 @@ def test_clean_span_trims_the_other_role_out():
     assert clean_span(ts, a, T) == (0, 4)
     assert clean_span(tuple(turns((0, 5, "x"), (5, 9, T))), Utterance("B", 5, 9, (T,)), T) == (5, 9)
     assert clean_span(tuple(turns((0, 9, "x"), (4, 6, T))), Utterance("B", 4, 6, (T,)), T) is None
+    # the diarizer's possible overlap (nobody named) cuts a response, not a stimulus
+    assert clean_span(ts, b, T, [[5.5, 6.0], [20, 21]]) == (6.0, 8.5)
+    assert clean_span(ts, a, T, [[1.0, 2.0]]) == (0, 4)
+
+
+def test_possible_overlap_keeps_target_clips_out_and_is_counted():
+    ep = turns((0, 3, "s_spk01"), (3.5, 9, T), (10, 12, "s_spk01"), (12.5, 15, T))
+    plain = plan_episode("s/ep1", ep, [T])
+    cut = plan_episode("s/ep1", ep, [T], possible_overlap=[[3.4, 3.9], [13.0, 14.6]])
+    spans = {u.index: (u.start, u.end, u.drop) for u in cut.utterances if u.role == "B"}
+    assert {u.index: (u.start, u.end, u.drop) for u in plain.utterances if u.role == "B"} == {1: (3.5, 9.0, ""), 3: (12.5, 15.0, "")}
+    # 3.5-9: trimmed to 3.9-9; 12.5-15: its clean parts (0.5 s and 0.4 s) are under the minimum
+    assert spans[1] == (3.9, 9.0, "") and spans[3][2] == "overlap"
+    assert cut.overlap_trimmed == plain.overlap_trimmed + 1
 
 
 def test_overlapped_target_speech_is_trimmed_or_dropped_and_counted():
