@@ -40,6 +40,7 @@ class Plan:
     too_short: int = 0  # dropped by the duration filter
     truncated: int = 0  # cut to the longest duration
     overlap_trimmed: int = 0  # cut to the part without the other role's voice
+    possible_overlap_cut: int = 0  # responses whose clean part the diarizer's possible overlap changed
 
 
 def split_score(scene_id: str, seed: int) -> float:
@@ -138,6 +139,8 @@ def plan_episode(episode_id: str, turns: list[Turn], targets: list[str], setting
             for i, u in enumerate(utts):
                 drop, start, end = "", u.start, u.end
                 span = clean_span(scene.turns, u, target, possible_overlap)
+                if possible_overlap and u.role == "B" and span != clean_span(scene.turns, u, target):
+                    plan.possible_overlap_cut += 1
                 if span != (u.start, u.end):  # the other role is heard: keep the clean part if it is long enough
                     if span is None or round(span[1] - span[0], 3) < settings.filters.min_duration_s:
                         drop = "overlap"

@@ -26,6 +26,7 @@ class Totals:
     too_short: int = 0
     truncated: int = 0
     overlap_trimmed: int = 0
+    possible_overlap_cut: int = 0
     orphaned: int = 0
     rows: int = 0
     kept_s: float = 0.0
@@ -40,6 +41,7 @@ class Totals:
         self.too_short += t.too_short
         self.truncated += t.truncated
         self.overlap_trimmed += t.overlap_trimmed
+        self.possible_overlap_cut += t.possible_overlap_cut
 
     def add_enhanced(self, e: Enhanced) -> None:
         for target, s in e.targets.items():
@@ -86,6 +88,8 @@ def build_report(*, episode_rows: list[EpisodeRow], speakers: list[SeriesSpeaker
     filter_rows = {
         "overlap_dropped_other_role_heard": d["overlap"],
         "overlap_trimmed_to_clean_part": totals.overlap_trimmed,
+        # a subset of the two rows above: responses whose cut the diarizer's possible overlap changed
+        "overlap_of_them_cut_by_possible_overlap": totals.possible_overlap_cut,
         "duration_too_short_lt_%gs" % filters.min_duration_s: totals.too_short,
         "duration_truncated_gt_%gs" % filters.max_duration_s: totals.truncated,
         "text_too_short_lt_%d_chars" % filters.min_chars: d["text_too_short"],

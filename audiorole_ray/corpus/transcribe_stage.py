@@ -59,5 +59,6 @@ class TranscribeStage(Stage):
         for u, text in zip(todo, texts):
             u.text = text
             u.drop = text_drop_reason(text, spec["language"], self.plan.filters)
-        payload = Transcribed(plan.utterances, plan.too_short, plan.truncated, plan.overlap_trimmed)
+        payload = Transcribed(plan.utterances, plan.too_short, plan.truncated, plan.overlap_trimmed,
+                              plan.possible_overlap_cut)
         return Output(payload, audio_s=sum(c.size for c in clips) / audio_io.SAMPLE_RATE)

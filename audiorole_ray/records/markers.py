@@ -44,6 +44,7 @@ class Transcribed:
     too_short: int = 0  # utterances the duration filter dropped
     truncated: int = 0  # utterances it truncated
     overlap_trimmed: int = 0  # utterances cut to their part without the other role's voice
+    possible_overlap_cut: int = 0  # of the overlap trims and drops, those possible overlap changed
 
 
 @dataclass

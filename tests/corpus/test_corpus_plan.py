@@ -96,6 +96,7 @@ def test_possible_overlap_keeps_target_clips_out_and_is_counted():
     # 3.5-9: trimmed to 3.9-9; 12.5-15: its clean parts (0.5 s and 0.4 s) are under the minimum
     assert spans[1] == (3.9, 9.0, "") and spans[3][2] == "overlap"
     assert cut.overlap_trimmed == plain.overlap_trimmed + 1
+    assert (plain.possible_overlap_cut, cut.possible_overlap_cut) == (0, 2)
 
 
 def test_overlapped_target_speech_is_trimmed_or_dropped_and_counted():
