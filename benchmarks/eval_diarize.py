@@ -2,10 +2,11 @@
 """Diarization quality of the embedded backend on series with ground truth, without Ray: DER with
 series-level labels (0.25 s collar, overlap scored), main-character purity/coverage, the main
 character's clean purity (of its time with nobody else named, what clean target clips keep, the
-share where the true main character speaks alone), overlapped-speech detection, and sweeps of the
+share where the true main character speaks alone; the same for the response clips the corpus
+plans for the pipeline's main character), overlapped-speech detection, and sweeps of the
 clustering and linking thresholds (sensitivity curves).
 
-    python benchmarks/eval_diarize.py --data dev heldout sample [--mode segmentation|vad]
+    python benchmarks/eval_diarize.py --data dev heldout sample [--mode segmentation|vad] [--possible-overlap-p P]
         [--sweep cluster|link --values 0.3 0.35 ...] [--cache DIR] [--json out.json]
 
 Data sets: ``dev`` and ``heldout`` are the overlapped-speech dev set (``benchmarks/devset``, see
@@ -27,12 +28,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from audiorole_ray.corpus.plan import plan_episode  # noqa: E402
 from audiorole_ray.diarize.calibrate import episode_threshold  # noqa: E402
 from audiorole_ray.diarize.embedded import Analysis, EmbeddedBackend, EmbeddedConfig  # noqa: E402
 from audiorole_ray.diarize.evaluate import score_turns  # noqa: E402
 from audiorole_ray.io.audio import decode  # noqa: E402
 from audiorole_ray.io.rttm import read_rttm  # noqa: E402
 from audiorole_ray.link import LinkConfig, link_series, relabel  # noqa: E402
+from audiorole_ray.metrics.der import clean_purity  # noqa: E402
+from audiorole_ray.records import Turn  # noqa: E402
 
 DATA = {
     "dev": (ROOT / "benchmarks/devset/dev/series", ROOT / "benchmarks/devset/dev/truth"),
@@ -80,6 +84,7 @@ def evaluate(backend, data: str, cache, cluster_threshold=None, link_threshold=N
         main = json.loads((truth_root / series / "cast.json").read_text())["main_character"]
         unsure = {d.episode_id.split("/", 1)[1]: d.possible_overlap for d in diar}
         s = score_turns(ref, hyp, main, hyp_main=linked.main, possible_overlap=unsure)
+        s.update(target_clips(ref, hyp, unsure, main, linked.main, series))
         audio_s = sum(a.duration_s for a, _ in eps.values())
         s.update(episodes=len(eps), audio_s=audio_s, cpu_rtf=sum(c for _, c in eps.values()) / audio_s,
                  link_threshold=linked.threshold,
@@ -87,6 +92,18 @@ def evaluate(backend, data: str, cache, cluster_threshold=None, link_threshold=N
                  if cluster_threshold is None else [cluster_threshold])
         rows[series] = s
     return rows
+
+
+def target_clips(ref: dict, hyp: dict, unsure: dict, main: str, hyp_main: str, series: str) -> dict:
+    """The corpus's own planning of the pipeline's main character on these turns: the seconds of
+    its response (B) clips kept at plan time (clean parts, duration filter; before ASR) and the
+    share of them where the true main character speaks alone."""
+    clips = {}
+    for ep, turns in hyp.items():
+        plan = plan_episode(f"{series}/{ep}", turns, [hyp_main], possible_overlap=unsure.get(ep, ()))
+        clips[ep] = [Turn(u.start, u.end, "clip") for u in plan.utterances if u.role == "B" and not u.drop]
+    share, seconds = clean_purity(ref, clips, main, "clip")
+    return {"clips_s": seconds, "clips_main_alone": share}
 
 
 def pooled(rows: dict) -> dict:
@@ -99,7 +116,8 @@ def pooled(rows: dict) -> dict:
 def fmt(series: str, r: dict) -> str:
     return (f"  {series:<10} DER {r['der']:6.1%} (miss {r['missed']:5.1%} FA {r['false_alarm']:5.1%} "
             f"conf {r['confusion']:5.1%}; per-episode mapping {r['der_per_file_mapping']:5.1%})  "
-            f"main purity {r['main_purity']:6.1%} coverage {r['main_coverage']:6.1%} clean {r['main_clean_purity']:6.1%} of {r['main_clean_s']:4.0f} s "
+            f"main purity {r['main_purity']:6.1%} coverage {r['main_coverage']:6.1%} clean {r['main_clean_purity']:6.1%} of {r['main_clean_s']:4.0f} s, "
+            f"clips {r['clips_main_alone']:6.1%} of {r['clips_s']:4.0f} s "
             f"{'found' if r['main_found'] else 'WRONG MAIN'}  OSD P {r['osd_precision']:5.1%} "
             f"R {r['osd_recall']:5.1%}  speakers {r['ref_speakers']}/{r['hyp_speakers']}  cpu RTF {r['cpu_rtf']:.3f}")
 
@@ -109,6 +127,8 @@ def main() -> None:
     p.add_argument("--data", nargs="+", choices=sorted(DATA), default=["dev"])
     p.add_argument("--mode", choices=("segmentation", "vad"), default="segmentation")
     p.add_argument("--seg-step", type=float, default=EmbeddedConfig.seg_step_s)
+    p.add_argument("--possible-overlap-p", type=float, default=EmbeddedConfig.possible_overlap_p,
+                   help="threshold of possible overlap (0: off); default %(default)s")
     p.add_argument("--cluster-threshold", type=float, help="fixed (default: calibrated per episode)")
     p.add_argument("--link-threshold", type=float, help="fixed (default: calibrated per series)")
     p.add_argument("--sweep", choices=("cluster", "link", "cluster-alpha", "link-alpha"),
@@ -122,7 +142,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    backend = EmbeddedBackend(mode=args.mode, seg_step_s=args.seg_step)
+    backend = EmbeddedBackend(mode=args.mode, seg_step_s=args.seg_step,
+                              possible_overlap_p=args.possible_overlap_p if args.possible_overlap_p > 0 else None)
     out = {"mode": args.mode, "seg_step_s": args.seg_step, "results": {}}
     for data in args.data:
         print(f"{data} ({args.mode} mode):")
