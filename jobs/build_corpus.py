@@ -32,6 +32,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--diarizer", choices=registry.names("diarizer"), default="embedded", help=registry.help_text("diarizer"))
     g.add_argument("--diarizer-model", help="local diarizer weights: the pyannote speaker-diarization-3.1 folder (config.yaml)")
     g.add_argument("--cluster-threshold", type=float, help="embedded diarizer: cosine distance for clustering windows within an episode")
+    g.add_argument("--possible-overlap", type=float, metavar="P",
+                   help="embedded diarizer: keep target clips out of single-speaker time where the model gives two "
+                   "speakers a probability of at least P (default 0.2; lower: cleaner clips, less of them; 0: off)")
     g.add_argument("--link-threshold", type=float, default=None, help="cosine distance for linking speakers across episodes")
     g.add_argument("--asr", choices=registry.names("asr"), default="whisper", help=registry.help_text("asr"))
     g.add_argument("--asr-model", help="local ASR weights: a CTranslate2 Whisper checkpoint or a MooER folder (default for whisper: the embedded tiny.en)")
@@ -119,6 +122,12 @@ def make_config(args):
             from audiorole_ray.diarize.embedded import EmbeddedConfig
 
             diarizer_options["cluster_threshold"] = EmbeddedConfig(cluster_threshold=args.cluster_threshold).cluster_threshold
+        if args.possible_overlap is not None:
+            if args.diarizer != "embedded":
+                raise ConfigError("--possible-overlap applies to the embedded diarizer only")
+            if not 0 <= args.possible_overlap <= 1:
+                raise ConfigError(f"--possible-overlap must be in [0, 1] (0: off), got {args.possible_overlap}")
+            diarizer_options["possible_overlap_p"] = args.possible_overlap or None
         enhancer = None if args.enhancer == "none" else args.enhancer
         return CorpusJobConfig(
             input=args.input, output=args.output, diarizer=args.diarizer, diarizer_model=args.diarizer_model,

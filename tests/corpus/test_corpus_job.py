@@ -105,6 +105,7 @@ def test_cli_wrong_input_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["--link-threshold", "3"], "threshold"),
+    (["--possible-overlap", "1.5"], "--possible-overlap must be in [0, 1]"),
     (["--cpus-per-worker", "-1"], "--cpus-per-worker must be > 0"),
     (["--gpus-per-worker", "1"], "each worker needs 1 GPU"),  # a local Ray without a GPU can never place it
     (["--language", "nosuch=fr"], "--language names series 'nosuch'"),
