@@ -82,9 +82,9 @@ def evaluate(backend, data: str, cache, cluster_threshold=None, link_threshold=N
         for f in sorted((truth_root / series).glob("*.rttm")):
             ref.update(read_rttm(f))
         main = json.loads((truth_root / series / "cast.json").read_text())["main_character"]
-        unsure = {d.episode_id.split("/", 1)[1]: d.possible_overlap for d in diar}
-        s = score_turns(ref, hyp, main, hyp_main=linked.main, possible_overlap=unsure)
-        s.update(target_clips(ref, hyp, unsure, main, linked.main, series))
+        possible = {d.episode_id.split("/", 1)[1]: d.possible_overlap for d in diar}
+        s = score_turns(ref, hyp, main, hyp_main=linked.main, possible_overlap=possible)
+        s.update(target_clips(ref, hyp, possible, main, linked.main, series))
         audio_s = sum(a.duration_s for a, _ in eps.values())
         s.update(episodes=len(eps), audio_s=audio_s, cpu_rtf=sum(c for _, c in eps.values()) / audio_s,
                  link_threshold=linked.threshold,
@@ -94,13 +94,13 @@ def evaluate(backend, data: str, cache, cluster_threshold=None, link_threshold=N
     return rows
 
 
-def target_clips(ref: dict, hyp: dict, unsure: dict, main: str, hyp_main: str, series: str) -> dict:
+def target_clips(ref: dict, hyp: dict, possible_overlap: dict, main: str, hyp_main: str, series: str) -> dict:
     """The corpus's own planning of the pipeline's main character on these turns: the seconds of
     its response (B) clips kept at plan time (clean parts, duration filter; before ASR) and the
     share of them where the true main character speaks alone."""
     clips = {}
     for ep, turns in hyp.items():
-        plan = plan_episode(f"{series}/{ep}", turns, [hyp_main], possible_overlap=unsure.get(ep, ()))
+        plan = plan_episode(f"{series}/{ep}", turns, [hyp_main], possible_overlap=possible_overlap.get(ep, ()))
         clips[ep] = [Turn(u.start, u.end, "clip") for u in plan.utterances if u.role == "B" and not u.drop]
     share, seconds = clean_purity(ref, clips, main, "clip")
     return {"clips_s": seconds, "clips_main_alone": share}

@@ -204,9 +204,9 @@ def cluster_purity_coverage(reference: dict[str, list[Turn]], hypothesis: dict[s
 
 
 def clean_purity(reference: dict[str, list[Turn]], hypothesis: dict[str, list[Turn]], ref_speaker: str,
-                 hyp_label: str, unsure: dict[str, list] | None = None, step: float = 0.001) -> tuple[float, float]:
+                 hyp_label: str, possible_overlap: dict[str, list] | None = None, step: float = 0.001) -> tuple[float, float]:
     """What a corpus of ``hyp_label``'s clean clips would hold: the time where ``hyp_label`` is the
-    only hypothesis speaker and not inside an ``unsure`` [start, end] stretch of the file (the
+    only hypothesis speaker and not inside a ``possible_overlap`` [start, end] stretch of the file (the
     corpus cuts target clips to such time), and the share of it where ``ref_speaker`` is the only
     reference speaker (no collar). Missed overlap and another person's speech both lower it.
     Returns ``(share, seconds)``; ``(0.0, 0.0)`` with no such time."""
@@ -215,7 +215,7 @@ def clean_purity(reference: dict[str, list[Turn]], hypothesis: dict[str, list[Tu
         ref, hyp = list(reference.get(f, [])), list(hypothesis.get(f, []))
         if not any(t.speaker == hyp_label for t in hyp):
             continue
-        cut = [Turn(float(a), float(b), "?") for a, b in (unsure or {}).get(f, []) if b > a]
+        cut = [Turn(float(a), float(b), "?") for a, b in (possible_overlap or {}).get(f, []) if b > a]
         grid = _grid(ref + hyp + cut, step)
         w = np.diff(grid) * step
         H, hl = _activity(hyp, grid, step)

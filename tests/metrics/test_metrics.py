@@ -106,8 +106,8 @@ def test_clean_purity_counts_missed_overlap_and_other_people():
     assert clean_purity(ref, hyp, "hero", "absent") == (0.0, 0.0)
     # time the diarizer marks as possible overlap is not clean time
     hyp["ep1"].pop()
-    assert clean_purity(ref, hyp, "hero", "k", unsure={"ep1": [[3, 5]]}) == pytest.approx((1.0, 4.0))
-    assert clean_purity(ref, hyp, "hero", "k", unsure={"ep1": [[2, 3.5]]}) == pytest.approx((3 / 4.5, 4.5))
+    assert clean_purity(ref, hyp, "hero", "k", possible_overlap={"ep1": [[3, 5]]}) == pytest.approx((1.0, 4.0))
+    assert clean_purity(ref, hyp, "hero", "k", possible_overlap={"ep1": [[2, 3.5]]}) == pytest.approx((3 / 4.5, 4.5))
 
 
 def test_fast_one_hour_thirty_speakers():
