@@ -10,9 +10,9 @@ pairwise distance is below the threshold, so the threshold is put between the tw
     threshold = mu_same + alpha * (mu_diff - mu_same)
 
 ``alpha`` was chosen on the dev part of ``benchmarks/devset`` (curves in
-``benchmarks/RESULTS.md``): 0.45, a little below half-way. Every alpha from 0.35 to 0.475 keeps
-the main character one person (purity 95.2-95.3 % in the dev meetings); at 0.5 (DER's best, 8.2 %
-against 9.6 %) one episode's clusters merge another person into the main character (94.7 %). A
+``benchmarks/RESULTS.md``): 0.45, a little below half-way. Every alpha from 0.3 to 0.475 keeps
+the main characters one person each (worst dev purity 92.5 %, lost at turn edges, not to another
+person); at 0.5 one episode's clusters merge another person into a main character (86.7 %). A
 wrong main character costs the corpus more than a minor speaker split in two. With too few windows, or two components that do not separate (one
 speaker, or a mixture that collapsed), the default threshold is used.
 """

@@ -43,8 +43,8 @@ class EmbeddedConfig:
     min_overlap_embed_s: float = 0.25  # shorter overlapped stretches are not embedded
     # single-speaker time where the model's probability of two speakers is at least this is
     # reported as possible overlap (no second speaker named) and kept out of target clips: on dev
-    # meetings, another voice under the main character's clean time 11 -> 7 % for 7 % less of it
-    # (RESULTS.md). Naming a second speaker there instead cost main purity (95.3 -> 93.0 %).
+    # meetings, another voice under the main character's clean time 9-11 -> 6-7 % for 7-8 % less
+    # of it (RESULTS.md). Naming a second speaker there instead cost main purity (95.3 -> 93.0 %).
     possible_overlap_p: float | None = 0.2
     # vad mode
     vad_threshold: float = 0.5
