@@ -116,7 +116,8 @@ def pooled(rows: dict) -> dict:
 def fmt(series: str, r: dict) -> str:
     return (f"  {series:<10} DER {r['der']:6.1%} (miss {r['missed']:5.1%} FA {r['false_alarm']:5.1%} "
             f"conf {r['confusion']:5.1%}; per-episode mapping {r['der_per_file_mapping']:5.1%})  "
-            f"main purity {r['main_purity']:6.1%} coverage {r['main_coverage']:6.1%} clean {r['main_clean_purity']:6.1%} of {r['main_clean_s']:4.0f} s, "
+            f"main purity {r['main_purity']:6.1%} (over speech {r['main_purity_speech']:5.1%}, silence {r['main_silence']:4.1%}) "
+            f"coverage {r['main_coverage']:6.1%} clean {r['main_clean_purity']:6.1%} of {r['main_clean_s']:4.0f} s, "
             f"clips {r['clips_main_alone']:6.1%} of {r['clips_s']:4.0f} s "
             f"{'found' if r['main_found'] else 'WRONG MAIN'}  OSD P {r['osd_precision']:5.1%} "
             f"R {r['osd_recall']:5.1%}  speakers {r['ref_speakers']}/{r['hyp_speakers']}  cpu RTF {r['cpu_rtf']:.3f}")

@@ -20,12 +20,13 @@ Layout (what ``audiorole_ray.metrics.score.score_series`` reads):
 ``benchmarks/devset/<part>/series/<series>/<ep>.ogg`` and ``.../truth/<series>/{<ep>.rttm,cast.json}``.
 
 Needs numpy, scipy, soundfile, PyAV, torch, silero-vad (for the labels) and ``apt-get download``
-(packages are fetched into the cache and unpacked with ``dpkg-deb -x``; nothing is installed). Run from the repository root:
-``python scripts/make_overlap_devset.py``. All random choices come from fixed seeds.
+(packages are fetched into the cache and unpacked with ``dpkg-deb -x``; nothing is installed).
+Run from the repository root: ``python scripts/make_overlap_devset.py``. All random choices come from fixed seeds.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys
@@ -209,18 +210,24 @@ class Placed:
         return [(self.start + a / SR, self.start + b / SR) for a, b in runs(speech)]
 
 
-_VAD = []
+@functools.cache
+def _silero():
+    import torch
+    from silero_vad import load_silero_vad
+
+    torch.set_num_threads(1)
+    return load_silero_vad()
 
 
 def vad_speech(x: np.ndarray) -> np.ndarray:
-    """Per sample: silero VAD's speech (pauses under ``LABEL_PAUSE_S`` kept inside speech)."""
-    import torch
-    from silero_vad import get_speech_timestamps, load_silero_vad
+    """Per sample: silero VAD's speech (pauses under ``LABEL_PAUSE_S`` kept inside speech).
 
-    if not _VAD:
-        torch.set_num_threads(1)
-        _VAD.append(load_silero_vad())
-    ts = get_speech_timestamps(torch.from_numpy(np.ascontiguousarray(x, np.float32)), _VAD[0], sampling_rate=SR,
+    The silero package directly, not the embedded diarizer's VAD (``EmbeddedBackend.speech_regions``):
+    the truth must not move when the system it measures is retuned."""
+    import torch
+    from silero_vad import get_speech_timestamps
+
+    ts = get_speech_timestamps(torch.from_numpy(np.ascontiguousarray(x, np.float32)), _silero(), sampling_rate=SR,
                                min_silence_duration_ms=int(LABEL_PAUSE_S * 1000), speech_pad_ms=30,
                                min_speech_duration_ms=100)
     mask = np.zeros(len(x), bool)

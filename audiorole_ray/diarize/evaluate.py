@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from audiorole_ray.metrics.der import clean_purity, cluster_purity_coverage, der_many
+from audiorole_ray.metrics.der import clean_purity, cluster_purity_coverage, der_many, silence_share
 from audiorole_ray.records import Turn
 
 
@@ -55,6 +55,7 @@ def score_turns(reference: dict[str, list[Turn]], hypothesis: dict[str, list[Tur
     per_file = der_many(pairs, collar=collar, global_mapping=False)
     purity, coverage, label = cluster_purity_coverage(reference, hypothesis, main)
     clean, clean_s = clean_purity(reference, hypothesis, main, label, possible_overlap) if label else (0.0, 0.0)
+    silence = silence_share(reference, hypothesis, label) if label else 0.0
     total = max(series.total, 1e-9)
     return {
         "der": series.der,
@@ -65,6 +66,10 @@ def score_turns(reference: dict[str, list[Turn]], hypothesis: dict[str, list[Tur
         "main_purity": purity,
         "main_coverage": coverage,
         "main_cluster": label,
+        # the cluster's time where nobody speaks (its edges, false alarm), and its purity without it:
+        # how much of the impurity is another person
+        "main_silence": silence,
+        "main_purity_speech": purity / (1 - silence) if silence < 1 else 0.0,
         # of that cluster's time with nobody else named (what clean target clips keep), the share
         # where the true main character speaks alone
         "main_clean_purity": clean,

@@ -203,6 +203,26 @@ def cluster_purity_coverage(reference: dict[str, list[Turn]], hypothesis: dict[s
     return cooc[best] / hyp_time[best], cooc[best] / ref_time, best
 
 
+def silence_share(reference: dict[str, list[Turn]], hypothesis: dict[str, list[Turn]], hyp_label: str,
+                  step: float = 0.001) -> float:
+    """Share of ``hyp_label``'s time (over all files) where no reference speaker speaks, no collar:
+    the part of its impurity that is boundary slack or false alarm rather than another person.
+    0.0 when ``hyp_label`` never speaks."""
+    mine = silent = 0.0
+    for f in sorted(set(reference) | set(hypothesis)):
+        hyp = [t for t in hypothesis.get(f, []) if t.speaker == hyp_label]
+        if not hyp:
+            continue
+        ref = list(reference.get(f, []))
+        grid = _grid(ref + hyp, step)
+        w = np.diff(grid) * step
+        H, _ = _activity(hyp, grid, step)
+        R, _ = _activity(ref, grid, step)
+        mine += float(H[0] @ w)
+        silent += float((H[0] & ~R.any(axis=0)) @ w)
+    return silent / mine if mine else 0.0
+
+
 def clean_purity(reference: dict[str, list[Turn]], hypothesis: dict[str, list[Turn]], ref_speaker: str,
                  hyp_label: str, possible_overlap: dict[str, list] | None = None, step: float = 0.001) -> tuple[float, float]:
     """What a corpus of ``hyp_label``'s clean clips would hold: the time where ``hyp_label`` is the

@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from audiorole_ray.metrics.der import clean_purity, cluster_purity_coverage, der, der_many
+from audiorole_ray.metrics.der import clean_purity, cluster_purity_coverage, der, der_many, silence_share
+from audiorole_ray.diarize.evaluate import score_turns
 from audiorole_ray.records import Turn
 
 T = Turn
@@ -108,6 +109,18 @@ def test_clean_purity_counts_missed_overlap_and_other_people():
     hyp["ep1"].pop()
     assert clean_purity(ref, hyp, "hero", "k", possible_overlap={"ep1": [[3, 5]]}) == pytest.approx((1.0, 4.0))
     assert clean_purity(ref, hyp, "hero", "k", possible_overlap={"ep1": [[2, 3.5]]}) == pytest.approx((3 / 4.5, 4.5))
+
+
+def test_silence_share_is_the_clusters_time_where_nobody_speaks():
+    # "k": ep1 0-5 s (hero or B speak throughout) and 6-8 s (nobody), ep2 0-3 s (hero to 2 s)
+    ref = {"ep1": [T(0, 4, "hero"), T(3, 6, "B")], "ep2": [T(0, 2, "hero")]}
+    hyp = {"ep1": [T(0, 5, "k"), T(6, 8, "k"), T(0, 8, "m")], "ep2": [T(0, 3, "k")]}
+    assert silence_share(ref, hyp, "k") == pytest.approx(3 / 10)  # 6-8 s and 2-3 s of 10 s
+    assert silence_share(ref, hyp, "absent") == 0.0
+    s = score_turns(ref, hyp, "hero")
+    assert s["main_cluster"] == "k" and s["main_silence"] == pytest.approx(0.3)
+    # hero under k: ep1 0-4 s, ep2 0-2 s: purity 6 / 10; over speech 6 / 7
+    assert s["main_purity"] == pytest.approx(0.6) and s["main_purity_speech"] == pytest.approx(6 / 7)
 
 
 def test_fast_one_hour_thirty_speakers():
