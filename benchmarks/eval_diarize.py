@@ -1,12 +1,14 @@
 #!/usr/bin/env python
 """Diarization quality of the embedded backend on series with ground truth, without Ray: DER with
-series-level labels (0.25 s collar, overlap scored), main-character purity/coverage, the main
+series-level labels (0.25 s collar, overlap scored), main-character purity/coverage (with no
+collar, and with a collar: ``--purity-collar``, by default the DER's), the main
 character's clean purity (of its time with nobody else named, what clean target clips keep, the
 share where the true main character speaks alone; the same for the response clips the corpus
 plans for the pipeline's main character), overlapped-speech detection, and sweeps of the
 clustering and linking thresholds (sensitivity curves).
 
     python benchmarks/eval_diarize.py --data dev heldout sample [--mode segmentation|vad] [--possible-overlap-p P]
+        [--purity-collar S]
         [--sweep cluster|link --values 0.3 0.35 ...] [--cache DIR] [--json out.json]
 
 Data sets: ``dev`` and ``heldout`` are the overlapped-speech dev set (``benchmarks/devset``, see
@@ -68,7 +70,8 @@ def analyses(backend: EmbeddedBackend, series_dir: Path, cache: Path | None) -> 
     return out
 
 
-def evaluate(backend, data: str, cache, cluster_threshold=None, link_threshold=None, link_alpha=None) -> dict:
+def evaluate(backend, data: str, cache, cluster_threshold=None, link_threshold=None, link_alpha=None,
+             purity_collar=None) -> dict:
     series_root, truth_root = DATA[data]
     rows = {}
     for series_dir in sorted(p for p in series_root.iterdir() if p.is_dir()):
@@ -83,7 +86,7 @@ def evaluate(backend, data: str, cache, cluster_threshold=None, link_threshold=N
             ref.update(read_rttm(f))
         main = json.loads((truth_root / series / "cast.json").read_text())["main_character"]
         possible = {d.episode_id.split("/", 1)[1]: d.possible_overlap for d in diar}
-        s = score_turns(ref, hyp, main, hyp_main=linked.main, possible_overlap=possible)
+        s = score_turns(ref, hyp, main, hyp_main=linked.main, possible_overlap=possible, purity_collar=purity_collar)
         s.update(target_clips(ref, hyp, possible, main, linked.main, series))
         audio_s = sum(a.duration_s for a, _ in eps.values())
         s.update(episodes=len(eps), audio_s=audio_s, cpu_rtf=sum(c for _, c in eps.values()) / audio_s,
@@ -117,7 +120,8 @@ def fmt(series: str, r: dict) -> str:
     return (f"  {series:<10} DER {r['der']:6.1%} (miss {r['missed']:5.1%} FA {r['false_alarm']:5.1%} "
             f"conf {r['confusion']:5.1%}; per-episode mapping {r['der_per_file_mapping']:5.1%})  "
             f"main purity {r['main_purity']:6.1%} (over speech {r['main_purity_speech']:5.1%}, silence {r['main_silence']:4.1%}) "
-            f"coverage {r['main_coverage']:6.1%} clean {r['main_clean_purity']:6.1%} of {r['main_clean_s']:4.0f} s, "
+            f"coverage {r['main_coverage']:6.1%} (collar {r['purity_collar']:.2f} s: purity {r['main_purity_collar']:5.1%} "
+            f"coverage {r['main_coverage_collar']:5.1%}, {r['main_scored_collar']:4.0%} scored) clean {r['main_clean_purity']:6.1%} of {r['main_clean_s']:4.0f} s, "
             f"clips {r['clips_main_alone']:6.1%} of {r['clips_s']:4.0f} s "
             f"{'found' if r['main_found'] else 'WRONG MAIN'}  OSD P {r['osd_precision']:5.1%} "
             f"R {r['osd_recall']:5.1%}  speakers {r['ref_speakers']}/{r['hyp_speakers']}  cpu RTF {r['cpu_rtf']:.3f}")
@@ -135,6 +139,8 @@ def main() -> None:
     p.add_argument("--sweep", choices=("cluster", "link", "cluster-alpha", "link-alpha"),
                    help="fixed thresholds, or the alpha of the calibrations (where between the two populations)")
     p.add_argument("--values", type=float, nargs="+", default=[0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6])
+    p.add_argument("--purity-collar", type=float, default=0.25,
+                   help="half-width (s) of the collar of the second main purity/coverage figures; default: the DER's")
     p.add_argument("--cache", type=Path)
     p.add_argument("--json", type=Path)
     args = p.parse_args()
@@ -165,7 +171,8 @@ def main() -> None:
                       f"main found in {sum(r['main_found'] for r in rows.values())}/{len(rows)} series")
             out["results"][data] = curve
         else:
-            rows = evaluate(backend, data, args.cache, args.cluster_threshold, args.link_threshold)
+            rows = evaluate(backend, data, args.cache, args.cluster_threshold, args.link_threshold,
+                            purity_collar=args.purity_collar)
             for series, r in rows.items():
                 print(fmt(series, r))
             pool = pooled(rows)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from audiorole_ray.metrics.der import clean_purity, cluster_purity_coverage, der_many, silence_share
+from audiorole_ray.metrics.der import clean_purity, cluster_purity_coverage, cluster_seconds, der_many, silence_share
 from audiorole_ray.records import Turn
 
 
@@ -44,16 +44,22 @@ def overlap_detection(reference: dict[str, list[Turn]], hypothesis: dict[str, li
 
 
 def score_turns(reference: dict[str, list[Turn]], hypothesis: dict[str, list[Turn]], main: str,
-                collar: float = 0.25, hyp_main: str | None = None, possible_overlap: dict[str, list] | None = None) -> dict:
+                collar: float = 0.25, hyp_main: str | None = None, possible_overlap: dict[str, list] | None = None,
+                purity_collar: float | None = None) -> dict:
     """Series-level DER (one mapping over all files; collar 0.25 s, overlap scored), per-file
-    mapped DER, main-character purity/coverage and overlap detection for one series.
+    mapped DER, main-character purity/coverage (with no collar, and with the DER's) and overlap
+    detection for one series.
     ``hyp_main``: the speaker the pipeline calls the main character, checked against the cluster
     that holds the true main character. ``possible_overlap``: per file, the diarizer's [start, end]
-    stretches of possible overlap, which clean clips leave out (``main_clean_*``)."""
+    stretches of possible overlap, which clean clips leave out (``main_clean_*``). ``purity_collar``:
+    the collar of ``main_*_collar`` (default: ``collar``)."""
     pairs = {k: (reference[k], hypothesis.get(k, [])) for k in reference}
     series = der_many(pairs, collar=collar, global_mapping=True)
     per_file = der_many(pairs, collar=collar, global_mapping=False)
     purity, coverage, label = cluster_purity_coverage(reference, hypothesis, main)
+    purity_collar = collar if purity_collar is None else purity_collar
+    cooc_c, hyp_c, ref_c = cluster_seconds(reference, hypothesis, main, collar=purity_collar)
+    hyp_all = cluster_seconds(reference, hypothesis, main)[1].get(label, 0.0) if label else 0.0
     clean, clean_s = clean_purity(reference, hypothesis, main, label, possible_overlap) if label else (0.0, 0.0)
     silence = silence_share(reference, hypothesis, label) if label else 0.0
     total = max(series.total, 1e-9)
@@ -66,6 +72,13 @@ def score_turns(reference: dict[str, list[Turn]], hypothesis: dict[str, list[Tur
         "main_purity": purity,
         "main_coverage": coverage,
         "main_cluster": label,
+        # the same cluster with time within ``purity_collar`` of any reference boundary left out
+        # (as the DER does), so what remains is who it holds rather than where its turns start
+        # and end; and the share of its time that is still scored
+        "purity_collar": purity_collar,
+        "main_purity_collar": cooc_c.get(label, 0.0) / hyp_c[label] if hyp_c.get(label) else 0.0,
+        "main_coverage_collar": cooc_c.get(label, 0.0) / ref_c if ref_c else 0.0,
+        "main_scored_collar": hyp_c.get(label, 0.0) / hyp_all if hyp_all else 0.0,
         # the cluster's time where nobody speaks (its edges, false alarm), and its purity without it:
         # how much of the impurity is another person
         "main_silence": silence,

@@ -83,22 +83,33 @@ def _grid(turns: list[Turn], step: float, extra=()) -> np.ndarray:
     return np.unique(np.concatenate([[0], _frames(t, step), np.asarray(extra, dtype=np.int64)]))
 
 
-def _stats(reference: list[Turn], hypothesis: list[Turn], collar: float, skip_overlap: bool,
-           step: float) -> _Stats:
+def _collar_edges(reference: list[Turn], collar: float, step: float) -> tuple[np.ndarray, np.ndarray]:
+    """First and end frames of the unscored collars: ``[t - collar, t + collar)`` around every
+    reference turn boundary ``t`` (empty with no collar)."""
     b = _frames([t.start for t in reference] + [t.end for t in reference], step)
     c = int(_frames(collar, step))
-    edges = np.concatenate([np.maximum(b - c, 0), b + c]) if c else b
-    grid = _grid([*reference, *hypothesis], step, edges)
+    if not c or not len(b):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.maximum(b - c, 0), b + c
+
+
+def _scored(grid: np.ndarray, first: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """(len(grid) - 1,) True on the grid segments outside every collar [first, end)."""
+    diff = np.zeros(len(grid), dtype=np.int32)
+    np.add.at(diff, np.searchsorted(grid, first), 1)
+    np.add.at(diff, np.searchsorted(grid, end), -1)
+    return np.cumsum(diff)[:-1] == 0
+
+
+def _stats(reference: list[Turn], hypothesis: list[Turn], collar: float, skip_overlap: bool,
+           step: float) -> _Stats:
+    first, end = _collar_edges(reference, collar, step)
+    grid = _grid([*reference, *hypothesis], step, np.concatenate([first, end]))
     ref, ref_labels = _activity(reference, grid, step)
     hyp, hyp_labels = _activity(hypothesis, grid, step)
     w = np.diff(grid).astype(np.float64) * step  # seconds per segment
     n_ref = ref.sum(axis=0)
-    keep = np.ones(len(w), dtype=bool)
-    if c and len(b):
-        diff = np.zeros(len(grid), dtype=np.int32)
-        np.add.at(diff, np.searchsorted(grid, edges[: len(b)]), 1)
-        np.add.at(diff, np.searchsorted(grid, edges[len(b):]), -1)
-        keep &= np.cumsum(diff)[:-1] == 0
+    keep = _scored(grid, first, end)
     if skip_overlap:
         keep &= n_ref < 2
     ref, hyp, n_ref, w = ref[:, keep], hyp[:, keep], n_ref[keep], w[keep]
@@ -173,32 +184,44 @@ def der_many(pairs: dict[str, tuple[list[Turn], list[Turn]]], collar: float = 0.
     return out
 
 
-def cluster_purity_coverage(reference: dict[str, list[Turn]], hypothesis: dict[str, list[Turn]],
-                            ref_speaker: str, step: float = 0.001) -> tuple[float, float, str | None]:
-    """How well one hypothesis cluster captures ``ref_speaker`` across files (global labels).
-
-    The chosen cluster ``h`` is the hypothesis label with the most co-occurrence (seconds where
-    ``h`` and ``ref_speaker`` are both active, summed over files; no collar, overlap included).
-    purity = co-occurrence / total speech time of ``h`` (over all files);
-    coverage = co-occurrence / total speech time of ``ref_speaker``.
-    Returns ``(purity, coverage, h)``, or ``(0.0, 0.0, None)`` when nothing overlaps ``ref_speaker``.
-    """
+def cluster_seconds(reference: dict[str, list[Turn]], hypothesis: dict[str, list[Turn]], ref_speaker: str,
+                    step: float = 0.001, collar: float = 0.0) -> tuple[dict[str, float], dict[str, float], float]:
+    """Summed over files: per hypothesis label, the seconds it is active together with
+    ``ref_speaker`` (overlap included) and its active seconds; and ``ref_speaker``'s seconds.
+    ``collar`` (half-width, as in :func:`der`) leaves ``[t - collar, t + collar)`` around every
+    reference turn boundary, of any speaker, out of all three; 0: everything is counted."""
     cooc: dict[str, float] = {}
     hyp_time: dict[str, float] = {}
     ref_time = 0.0
     for f in sorted(set(reference) | set(hypothesis)):
+        first, end = _collar_edges(list(reference.get(f, [])), collar, step)
         ref = [t for t in reference.get(f, []) if t.speaker == ref_speaker]
         hyp = list(hypothesis.get(f, []))
-        grid = _grid(ref + hyp, step)
-        w = np.diff(grid) * step
+        grid = _grid(ref + hyp, step, np.concatenate([first, end]))
+        w = np.diff(grid) * step * _scored(grid, first, end)
         H, hl = _activity(hyp, grid, step)
         R, _ = _activity(ref, grid, step)
         ref_time += float(R.sum(axis=0) @ w)
         for lab, h, c in zip(hl, H @ w, (H & R.any(axis=0)) @ w):
             hyp_time[lab] = hyp_time.get(lab, 0.0) + float(h)
             cooc[lab] = cooc.get(lab, 0.0) + float(c)
-    best = max(sorted(cooc), key=cooc.get, default=None)
-    if best is None or cooc[best] <= 0:
+    return cooc, hyp_time, ref_time
+
+
+def cluster_purity_coverage(reference: dict[str, list[Turn]], hypothesis: dict[str, list[Turn]],
+                            ref_speaker: str, step: float = 0.001, collar: float = 0.0,
+                            label: str | None = None) -> tuple[float, float, str | None]:
+    """How well one hypothesis cluster captures ``ref_speaker`` across files (global labels).
+
+    The chosen cluster ``h`` is ``label`` if given, else the hypothesis label with the most
+    co-occurrence with ``ref_speaker`` (:func:`cluster_seconds`, with the same ``collar``).
+    purity = co-occurrence / total speech time of ``h`` (over all files);
+    coverage = co-occurrence / total speech time of ``ref_speaker``.
+    Returns ``(purity, coverage, h)``, or ``(0.0, 0.0, None)`` when nothing overlaps ``ref_speaker``.
+    """
+    cooc, hyp_time, ref_time = cluster_seconds(reference, hypothesis, ref_speaker, step, collar)
+    best = label if label is not None else max(sorted(cooc), key=cooc.get, default=None)
+    if best is None or cooc.get(best, 0.0) <= 0:
         return 0.0, 0.0, None
     return cooc[best] / hyp_time[best], cooc[best] / ref_time, best
 

@@ -94,6 +94,27 @@ def test_cluster_purity_coverage():
     assert cluster_purity_coverage(ref, hyp, "nobody") == (0.0, 0.0, None)
 
 
+def test_purity_with_a_collar_leaves_boundary_time_out():
+    # hero 0-10 s then B 10-20 s; "k" runs 0.2 s past hero's end and starts 0.1 s before it
+    ref = {"ep1": [T(0, 10, "hero"), T(10, 20, "B")]}
+    hyp = {"ep1": [T(0.1, 10.2, "k"), T(10.2, 20, "m")]}
+    purity, coverage, lab = cluster_purity_coverage(ref, hyp, "hero")
+    assert lab == "k" and close(purity, 9.9 / 10.1) and close(coverage, 9.9 / 10)
+    # +-0.25 s around 0, 10 and 20 s unscored: k keeps 0.25-9.75 s, hero the same: both exact
+    purity, coverage, lab = cluster_purity_coverage(ref, hyp, "hero", collar=0.25)
+    assert lab == "k" and close(purity, 1.0) and close(coverage, 1.0)
+    # a wrong person far from any boundary still counts
+    hyp["ep1"].append(T(14, 16, "k"))
+    purity, _, _ = cluster_purity_coverage(ref, hyp, "hero", collar=0.25)
+    assert close(purity, 9.5 / 11.5)
+    # label= scores the given cluster, not the best one (m never meets hero)
+    assert cluster_purity_coverage(ref, hyp, "hero", label="m") == (0.0, 0.0, None)
+    s = score_turns(ref, hyp, "hero")
+    assert s["purity_collar"] == 0.25 and close(s["main_purity_collar"], 9.5 / 11.5)
+    assert close(s["main_scored_collar"], 11.5 / 12.1) and close(s["main_coverage_collar"], 1.0)
+    assert close(score_turns(ref, hyp, "hero", purity_collar=0.0)["main_purity_collar"], s["main_purity"])
+
+
 def test_clean_purity_counts_missed_overlap_and_other_people():
     # hero 0-4 s, B 3-6 s (overlap 3-4); "k" alone 0-5 s: 3 s of hero alone in 5 s
     ref = {"ep1": [T(0, 4, "hero"), T(3, 6, "B")], "ep2": [T(0, 2, "hero")]}
