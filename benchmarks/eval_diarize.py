@@ -139,11 +139,13 @@ def main() -> None:
     p.add_argument("--sweep", choices=("cluster", "link", "cluster-alpha", "link-alpha"),
                    help="fixed thresholds, or the alpha of the calibrations (where between the two populations)")
     p.add_argument("--values", type=float, nargs="+", default=[0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6])
-    p.add_argument("--purity-collar", type=float, default=0.25,
-                   help="half-width (s) of the collar of the second main purity/coverage figures; default: the DER's")
+    p.add_argument("--purity-collar", type=float, default=None,
+                   help="half-width (s) of the collar of the second main purity/coverage figures; default: the DER's 0.25")
     p.add_argument("--cache", type=Path)
     p.add_argument("--json", type=Path)
     args = p.parse_args()
+    if args.purity_collar is not None and args.purity_collar < 0:
+        p.error(f"--purity-collar must be >= 0, got {args.purity_collar}")
     if args.cache:
         args.cache.mkdir(parents=True, exist_ok=True)
     import torch
@@ -161,7 +163,8 @@ def main() -> None:
                 lt = v if args.sweep == "link" else args.link_threshold
                 if args.sweep == "cluster-alpha":
                     backend.threshold_for = lambda a, v=v: episode_threshold(a, alpha=v)
-                rows = evaluate(backend, data, args.cache, ct, lt, v if args.sweep == "link-alpha" else None)
+                rows = evaluate(backend, data, args.cache, ct, lt, v if args.sweep == "link-alpha" else None,
+                                purity_collar=args.purity_collar)
                 pool = pooled(rows)
                 worst = min(rows.values(), key=lambda r: r["main_purity"])
                 curve.append({"value": v, **pool, "series": rows})

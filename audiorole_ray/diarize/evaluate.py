@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from audiorole_ray.metrics.der import clean_purity, cluster_purity_coverage, cluster_seconds, der_many, silence_share
+from audiorole_ray.metrics.der import clean_purity, cluster_seconds, der_many, pick_cluster, silence_share
 from audiorole_ray.records import Turn
 
 
@@ -56,10 +56,11 @@ def score_turns(reference: dict[str, list[Turn]], hypothesis: dict[str, list[Tur
     pairs = {k: (reference[k], hypothesis.get(k, [])) for k in reference}
     series = der_many(pairs, collar=collar, global_mapping=True)
     per_file = der_many(pairs, collar=collar, global_mapping=False)
-    purity, coverage, label = cluster_purity_coverage(reference, hypothesis, main)
+    everything = cluster_seconds(reference, hypothesis, main)
+    purity, coverage, label = pick_cluster(everything)
     purity_collar = collar if purity_collar is None else purity_collar
-    cooc_c, hyp_c, ref_c = cluster_seconds(reference, hypothesis, main, collar=purity_collar)
-    hyp_all = cluster_seconds(reference, hypothesis, main)[1].get(label, 0.0) if label else 0.0
+    collared = cluster_seconds(reference, hypothesis, main, collar=purity_collar)
+    purity_c, coverage_c, _ = pick_cluster(collared, label) if label else (0.0, 0.0, None)
     clean, clean_s = clean_purity(reference, hypothesis, main, label, possible_overlap) if label else (0.0, 0.0)
     silence = silence_share(reference, hypothesis, label) if label else 0.0
     total = max(series.total, 1e-9)
@@ -76,9 +77,9 @@ def score_turns(reference: dict[str, list[Turn]], hypothesis: dict[str, list[Tur
         # (as the DER does), so what remains is who it holds rather than where its turns start
         # and end; and the share of its time that is still scored
         "purity_collar": purity_collar,
-        "main_purity_collar": cooc_c.get(label, 0.0) / hyp_c[label] if hyp_c.get(label) else 0.0,
-        "main_coverage_collar": cooc_c.get(label, 0.0) / ref_c if ref_c else 0.0,
-        "main_scored_collar": hyp_c.get(label, 0.0) / hyp_all if hyp_all else 0.0,
+        "main_purity_collar": purity_c,
+        "main_coverage_collar": coverage_c,
+        "main_scored_collar": collared[1].get(label, 0.0) / everything[1][label] if label else 0.0,
         # the cluster's time where nobody speaks (its edges, false alarm), and its purity without it:
         # how much of the impurity is another person
         "main_silence": silence,

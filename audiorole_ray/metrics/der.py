@@ -208,22 +208,25 @@ def cluster_seconds(reference: dict[str, list[Turn]], hypothesis: dict[str, list
     return cooc, hyp_time, ref_time
 
 
-def cluster_purity_coverage(reference: dict[str, list[Turn]], hypothesis: dict[str, list[Turn]],
-                            ref_speaker: str, step: float = 0.001, collar: float = 0.0,
-                            label: str | None = None) -> tuple[float, float, str | None]:
-    """How well one hypothesis cluster captures ``ref_speaker`` across files (global labels).
-
-    The chosen cluster ``h`` is ``label`` if given, else the hypothesis label with the most
-    co-occurrence with ``ref_speaker`` (:func:`cluster_seconds`, with the same ``collar``).
-    purity = co-occurrence / total speech time of ``h`` (over all files);
-    coverage = co-occurrence / total speech time of ``ref_speaker``.
-    Returns ``(purity, coverage, h)``, or ``(0.0, 0.0, None)`` when nothing overlaps ``ref_speaker``.
-    """
-    cooc, hyp_time, ref_time = cluster_seconds(reference, hypothesis, ref_speaker, step, collar)
+def pick_cluster(sums: tuple[dict[str, float], dict[str, float], float],
+                 label: str | None = None) -> tuple[float, float, str | None]:
+    """``(purity, coverage, h)`` from :func:`cluster_seconds`' sums: ``h`` is ``label`` if given,
+    else the hypothesis label with the most co-occurrence with the reference speaker.
+    purity = co-occurrence / time of ``h``; coverage = co-occurrence / the speaker's time.
+    ``(0.0, 0.0, None)`` when ``h`` never meets the speaker (also for a given ``label``)."""
+    cooc, hyp_time, ref_time = sums
     best = label if label is not None else max(sorted(cooc), key=cooc.get, default=None)
     if best is None or cooc.get(best, 0.0) <= 0:
         return 0.0, 0.0, None
     return cooc[best] / hyp_time[best], cooc[best] / ref_time, best
+
+
+def cluster_purity_coverage(reference: dict[str, list[Turn]], hypothesis: dict[str, list[Turn]],
+                            ref_speaker: str, step: float = 0.001, collar: float = 0.0,
+                            label: str | None = None) -> tuple[float, float, str | None]:
+    """How well one hypothesis cluster captures ``ref_speaker`` across files (global labels):
+    :func:`pick_cluster` over :func:`cluster_seconds` (with the same ``collar``)."""
+    return pick_cluster(cluster_seconds(reference, hypothesis, ref_speaker, step, collar), label)
 
 
 def silence_share(reference: dict[str, list[Turn]], hypothesis: dict[str, list[Turn]], hyp_label: str,

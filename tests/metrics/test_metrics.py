@@ -107,8 +107,14 @@ def test_purity_with_a_collar_leaves_boundary_time_out():
     hyp["ep1"].append(T(14, 16, "k"))
     purity, _, _ = cluster_purity_coverage(ref, hyp, "hero", collar=0.25)
     assert close(purity, 9.5 / 11.5)
-    # label= scores the given cluster, not the best one (m never meets hero)
+    # label= scores the given cluster, not the best one (m never meets hero; "x" is absent)
     assert cluster_purity_coverage(ref, hyp, "hero", label="m") == (0.0, 0.0, None)
+    assert cluster_purity_coverage(ref, hyp, "hero", label="x") == (0.0, 0.0, None)
+    # a file with no reference has no boundaries: all of k's 3 s there are scored, none is hero
+    hyp["ep2"] = [T(0, 3, "k")]
+    purity, coverage, _ = cluster_purity_coverage(ref, hyp, "hero", collar=0.25)
+    assert close(purity, 9.5 / 14.5) and close(coverage, 1.0)
+    del hyp["ep2"]
     s = score_turns(ref, hyp, "hero")
     assert s["purity_collar"] == 0.25 and close(s["main_purity_collar"], 9.5 / 11.5)
     assert close(s["main_scored_collar"], 11.5 / 12.1) and close(s["main_coverage_collar"], 1.0)
