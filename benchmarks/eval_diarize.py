@@ -50,14 +50,17 @@ MODEL_KEYS = ("mode", "seg_step_s", "min_overlap_embed_s", "vad_threshold", "min
 
 
 def analyses(backend: EmbeddedBackend, series_dir: Path, cache: Path | None) -> dict:
-    """Episode id -> (Analysis, cpu seconds), from the cache when the model settings match."""
+    """Episode id -> (Analysis, cpu seconds), from the cache when the model settings and the
+    episode's bytes match."""
     # the Analysis fields too: a cache from before a field was added is not reused
     settings = {k: asdict(backend.config)[k] for k in MODEL_KEYS} | {"fields": sorted(Analysis.__dataclass_fields__)}
     key = hashlib.sha1(json.dumps(settings).encode()).hexdigest()[:10]
     out = {}
     for ep in sorted(p for p in series_dir.iterdir() if p.is_file()):
         eid = f"{series_dir.name}/{ep.stem}"
-        path = cache / f"{key}_{series_dir.parent.parent.name}_{series_dir.name}_{ep.stem}.pkl" if cache else None
+        # the file's bytes too: a regenerated or replaced episode is analysed again, not read back
+        audio_key = hashlib.sha1(ep.read_bytes()).hexdigest()[:10]
+        path = cache / f"{key}_{audio_key}_{series_dir.parent.parent.name}_{series_dir.name}_{ep.stem}.pkl" if cache else None
         if path and path.exists():
             out[eid] = pickle.loads(path.read_bytes())
             continue

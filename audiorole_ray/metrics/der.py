@@ -86,6 +86,8 @@ def _grid(turns: list[Turn], step: float, extra=()) -> np.ndarray:
 def _collar_edges(reference: list[Turn], collar: float, step: float) -> tuple[np.ndarray, np.ndarray]:
     """First and end frames of the unscored collars: ``[t - collar, t + collar)`` around every
     reference turn boundary ``t`` (empty with no collar)."""
+    if collar < 0:
+        raise ValueError(f"collar must be >= 0 s, got {collar}")
     b = _frames([t.start for t in reference] + [t.end for t in reference], step)
     c = int(_frames(collar, step))
     if not c or not len(b):
@@ -234,19 +236,10 @@ def silence_share(reference: dict[str, list[Turn]], hypothesis: dict[str, list[T
     """Share of ``hyp_label``'s time (over all files) where no reference speaker speaks, no collar:
     the part of its impurity that is boundary slack or false alarm rather than another person.
     0.0 when ``hyp_label`` never speaks."""
-    mine = silent = 0.0
-    for f in sorted(set(reference) | set(hypothesis)):
-        hyp = [t for t in hypothesis.get(f, []) if t.speaker == hyp_label]
-        if not hyp:
-            continue
-        ref = list(reference.get(f, []))
-        grid = _grid(ref + hyp, step)
-        w = np.diff(grid) * step
-        H, _ = _activity(hyp, grid, step)
-        R, _ = _activity(ref, grid, step)
-        mine += float(H[0] @ w)
-        silent += float((H[0] & ~R.any(axis=0)) @ w)
-    return silent / mine if mine else 0.0
+    anyone = {f: [Turn(t.start, t.end, "*") for t in turns] for f, turns in reference.items()}
+    cooc, hyp_time, _ = cluster_seconds(anyone, hypothesis, "*", step)
+    mine = hyp_time.get(hyp_label, 0.0)
+    return 1.0 - cooc.get(hyp_label, 0.0) / mine if mine else 0.0
 
 
 def clean_purity(reference: dict[str, list[Turn]], hypothesis: dict[str, list[Turn]], ref_speaker: str,

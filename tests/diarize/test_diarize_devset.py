@@ -72,3 +72,8 @@ def test_eval_script_scores_one_dev_episode(tmp_path, monkeypatch):
     assert list(cache.glob("*.pkl")), "model outputs are cached for sweeps"
     again = eval_diarize.evaluate(EmbeddedBackend(), "one", cache)["talkshow"]
     assert again["der"] == r["der"]
+    assert len(list(cache.glob("*.pkl"))) == 1, "a re-run reads the cache back"
+    # another recording under the same name is analysed afresh, not read back from the cache
+    shutil.copy(src / "series" / "talkshow" / "ep02.ogg", tmp_path / "series" / "talkshow" / "ep01.ogg")
+    eval_diarize.evaluate(EmbeddedBackend(), "one", cache)
+    assert len(list(cache.glob("*.pkl"))) == 2

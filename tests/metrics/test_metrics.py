@@ -119,6 +119,8 @@ def test_purity_with_a_collar_leaves_boundary_time_out():
     assert s["purity_collar"] == 0.25 and close(s["main_purity_collar"], 9.5 / 11.5)
     assert close(s["main_scored_collar"], 11.5 / 12.1) and close(s["main_coverage_collar"], 1.0)
     assert close(score_turns(ref, hyp, "hero", purity_collar=0.0)["main_purity_collar"], s["main_purity"])
+    with pytest.raises(ValueError, match="collar"):
+        cluster_purity_coverage(ref, hyp, "hero", collar=-0.1)
 
 
 def test_clean_purity_counts_missed_overlap_and_other_people():
