@@ -4,11 +4,13 @@ series-level labels (0.25 s collar, overlap scored), main-character purity/cover
 collar, and with a collar: ``--purity-collar``, by default the DER's), the main
 character's clean purity (of its time with nobody else named, what clean target clips keep, the
 share where the true main character speaks alone; the same for the response clips the corpus
-plans for the pipeline's main character), overlapped-speech detection, and sweeps of the
-clustering and linking thresholds (sensitivity curves).
+plans for the pipeline's main character), overlapped-speech detection, sweeps of the
+clustering and linking thresholds (sensitivity curves), and with ``--ceiling`` the same figures
+for segmentation-3.0's own speech/overlap decisions named from the reference (the front-end's
+ceiling).
 
     python benchmarks/eval_diarize.py --data dev heldout sample [--mode segmentation|vad] [--possible-overlap-p P]
-        [--purity-collar S]
+        [--purity-collar S] [--ceiling]
         [--sweep cluster|link --values 0.3 0.35 ...] [--cache DIR] [--json out.json]
 
 Data sets: ``dev`` and ``heldout`` are the overlapped-speech dev set (``benchmarks/devset``, see
@@ -33,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from audiorole_ray.corpus.plan import plan_episode  # noqa: E402
 from audiorole_ray.diarize.calibrate import episode_threshold  # noqa: E402
 from audiorole_ray.diarize.embedded import Analysis, EmbeddedBackend, EmbeddedConfig  # noqa: E402
-from audiorole_ray.diarize.evaluate import score_turns  # noqa: E402
+from audiorole_ray.diarize.evaluate import oracle_turns, score_turns  # noqa: E402
 from audiorole_ray.io.audio import decode  # noqa: E402
 from audiorole_ray.io.rttm import read_rttm  # noqa: E402
 from audiorole_ray.link import LinkConfig, link_series, relabel  # noqa: E402
@@ -74,7 +76,7 @@ def analyses(backend: EmbeddedBackend, series_dir: Path, cache: Path | None) -> 
 
 
 def evaluate(backend, data: str, cache, cluster_threshold=None, link_threshold=None, link_alpha=None,
-             purity_collar=None) -> dict:
+             purity_collar=None, ceiling=False) -> dict:
     series_root, truth_root = DATA[data]
     rows = {}
     for series_dir in sorted(p for p in series_root.iterdir() if p.is_dir()):
@@ -91,6 +93,10 @@ def evaluate(backend, data: str, cache, cluster_threshold=None, link_threshold=N
         possible = {d.episode_id.split("/", 1)[1]: d.possible_overlap for d in diar}
         s = score_turns(ref, hyp, main, hyp_main=linked.main, possible_overlap=possible, purity_collar=purity_collar)
         s.update(target_clips(ref, hyp, possible, main, linked.main, series))
+        if ceiling and all(a.count is not None for a, _ in eps.values()):
+            # the front-end's own speech/overlap decisions, named by the reference (``oracle_turns``)
+            oracle = {ep: oracle_turns(ref[ep], eps[f"{series}/{ep}"][0].count) for ep in ref}
+            s["ceiling"] = score_turns(ref, oracle, main)
         audio_s = sum(a.duration_s for a, _ in eps.values())
         s.update(episodes=len(eps), audio_s=audio_s, cpu_rtf=sum(c for _, c in eps.values()) / audio_s,
                  link_threshold=linked.threshold,
@@ -144,6 +150,9 @@ def main() -> None:
     p.add_argument("--values", type=float, nargs="+", default=[0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6])
     p.add_argument("--purity-collar", type=float, default=None,
                    help="half-width (s) of the collar of the second main purity/coverage figures; default: the DER's 0.25")
+    p.add_argument("--ceiling", action="store_true",
+                   help="also score segmentation-3.0's own speech/overlap decisions named by the reference "
+                        "(what perfect clustering and naming could reach on them)")
     p.add_argument("--cache", type=Path)
     p.add_argument("--json", type=Path)
     args = p.parse_args()
@@ -178,9 +187,13 @@ def main() -> None:
             out["results"][data] = curve
         else:
             rows = evaluate(backend, data, args.cache, args.cluster_threshold, args.link_threshold,
-                            purity_collar=args.purity_collar)
+                            purity_collar=args.purity_collar, ceiling=args.ceiling)
             for series, r in rows.items():
                 print(fmt(series, r))
+                if "ceiling" in r:
+                    c = r["ceiling"]
+                    print(f"  {'':<10} ceiling (front-end's count, perfect naming): DER {c['der']:6.1%}  main purity "
+                          f"{c['main_purity']:6.1%} (silence {c['main_silence']:4.1%}) coverage {c['main_coverage']:6.1%}")
             pool = pooled(rows)
             print(f"  {'all':<10} DER {pool['der']:6.1%} (miss {pool['missed']:5.1%} FA {pool['false_alarm']:5.1%} "
                   f"conf {pool['confusion']:5.1%})")

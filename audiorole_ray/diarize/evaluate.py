@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from audiorole_ray.masks import runs
 from audiorole_ray.metrics.der import clean_purity, cluster_seconds, der_many, pick_cluster, silence_share
 from audiorole_ray.records import Turn
 
@@ -94,3 +95,43 @@ def score_turns(reference: dict[str, list[Turn]], hypothesis: dict[str, list[Tur
         "hyp_speakers": len({t.speaker for ts in hypothesis.values() for t in ts}),
         **overlap_detection(reference, hypothesis),
     }
+
+
+def oracle_turns(reference: list[Turn], count: np.ndarray) -> list[Turn]:
+    """A front-end's ceiling: its own decisions of how many people talk in each frame (``count``,
+    segmentation-3.0's frames of ``diarize.segmented``), named as well as any clustering could.
+    Where c people are heard, the reference speakers present are named (those whose turn began
+    first, when more than c); where fewer than c are present (speech the front-end hears in a
+    pause, an overlap it makes longer than it was), the speakers nearest in time make up the
+    number, as a diarizer extending a turn would. Scored like a hypothesis, this shows what
+    naming alone can reach on that front-end's speech and overlap decisions."""
+    from audiorole_ray.diarize.segmented import frame_time, time_frame  # (imports the model's torch code)
+
+    n = len(count)
+    names = sorted({t.speaker for t in reference})
+    if not names or not n:
+        return []
+    active = np.zeros((len(names), n), bool)
+    began = np.full((len(names), n), np.inf)
+    for t in reference:
+        k = names.index(t.speaker)
+        a, b = max(int(time_frame(t.start)), 0), min(int(time_frame(t.end)), n)
+        active[k, a:b] = True
+        began[k, a:b] = np.minimum(began[k, a:b], t.start)
+    frames = np.arange(n)
+    distance = np.full((len(names), n), np.inf)
+    for k in range(len(names)):
+        on = np.flatnonzero(active[k])
+        if on.size:
+            i = np.searchsorted(on, frames)
+            distance[k] = np.minimum(np.abs(frames - on[np.clip(i - 1, 0, on.size - 1)]),
+                                     np.abs(on[np.clip(i, 0, on.size - 1)] - frames))
+    named = np.zeros((len(names), n), bool)
+    for g in np.flatnonzero(count >= 1):
+        c = int(count[g])
+        present = sorted(np.flatnonzero(active[:, g]), key=lambda k: began[k, g])[:c]
+        rest = sorted((k for k in range(len(names)) if k not in present), key=lambda k: distance[k, g])
+        named[present + rest[: c - len(present)], g] = True
+    end = frame_time(n)
+    return sorted(Turn(round(float(frame_time(a)), 3), round(float(min(frame_time(b), end)), 3), names[k])
+                  for k in range(len(names)) for a, b in runs(named[k]))
