@@ -11,12 +11,15 @@ ceiling).
 
     python benchmarks/eval_diarize.py --data dev heldout sample [--mode segmentation|vad] [--possible-overlap-p P]
         [--purity-collar S] [--ceiling]
-        [--sweep cluster|link --values 0.3 0.35 ...] [--cache DIR] [--json out.json]
+        [--sweep cluster|link --values 0.3 0.35 ...] [--truth DIR] [--cache DIR] [--json out.json]
 
 Data sets: ``dev`` and ``heldout`` are the overlapped-speech dev set (``benchmarks/devset``, see
 its README; tune on ``dev`` only), ``sample`` the bundled sample series. ``--cache`` keeps each
 episode's model outputs (segmentation, embeddings) so sweeps and re-runs redo only clustering,
 linking and scoring. CPU time per audio second of the models is printed as ``cpu_rtf``.
+``--truth`` scores the same audio against labels of another convention (silero's padding or
+threshold changed, ``scripts/make_overlap_devset.py --labels-only``): how much of a figure the
+label convention alone decides.
 """
 from __future__ import annotations
 
@@ -153,11 +156,23 @@ def main() -> None:
     p.add_argument("--ceiling", action="store_true",
                    help="also score segmentation-3.0's own speech/overlap decisions named by the reference "
                         "(what perfect clustering and naming could reach on them)")
+    p.add_argument("--truth", type=Path,
+                   help="score dev/heldout against another label convention: DIR/<part>/truth as written by "
+                        "scripts/make_overlap_devset.py --labels-only --out DIR (the audio stays the committed one)")
     p.add_argument("--cache", type=Path)
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     if args.purity_collar is not None and args.purity_collar < 0:
         p.error(f"--purity-collar must be >= 0, got {args.purity_collar}")
+    if args.truth:
+        if "sample" in args.data:
+            p.error("--truth replaces the dev set's labels only; leave 'sample' out of --data")
+        for part in args.data:
+            truth = args.truth / part / "truth"
+            if not truth.is_dir():
+                p.error(f"--truth {args.truth}: no {truth} (make it with scripts/make_overlap_devset.py "
+                        f"--labels-only --out {args.truth})")
+            DATA[part] = (DATA[part][0], truth)
     if args.cache:
         args.cache.mkdir(parents=True, exist_ok=True)
     import torch

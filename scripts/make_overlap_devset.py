@@ -132,6 +132,19 @@ BACKCHANNEL_S = (0.25, 0.9)
 NOT_SPEECH = re.compile(r"/silence/|beep|tone|click|ring|music|/moh/", re.IGNORECASE)  # prompt files that are no speech
 
 
+@dataclass(frozen=True)
+class Labeller:
+    """silero VAD's settings for the labels. The defaults made the committed truth; others write
+    alternative truths (``--labels-only``) that show how much the label convention alone moves
+    a score (RESULTS.md, "How much the label convention decides")."""
+    pad_ms: int = 30  # speech_pad_ms: how far a label reaches past silero's speech
+    threshold: float = 0.5
+
+    def __post_init__(self):
+        if self.pad_ms < 0 or not 0 < self.threshold < 1:
+            raise ValueError(f"label padding must be >= 0 ms and threshold in (0, 1), got {self}")
+
+
 # ---------------------------------------------------------------------------------------------
 def load_units(voice: VoiceSource, cache: Path) -> tuple[list[np.ndarray], list[np.ndarray], str]:
     """(turn units of 0.9-6 s, backchannel units of 0.25-0.9 s, package version): every prompt of
@@ -191,7 +204,7 @@ class Placed:
     def end(self) -> float:
         return self.start + len(self.audio) / SR
 
-    def spans(self) -> list[tuple[float, float]]:
+    def spans(self, labeller: Labeller = Labeller()) -> list[tuple[float, float]]:
         """The speech of the turn: where silero VAD hears speech in the clean recording, split at
         pauses of ``LABEL_PAUSE_S`` or more, and never where the turn is quiet (more than 35 dB
         under its peak, the units' trimming level ``TRIM_DB``) that long.
@@ -206,7 +219,7 @@ class Placed:
         for a, b in runs(~loud):
             if b - a < LABEL_PAUSE_S * SR:
                 loud[a:b] = True  # short pauses inside speech are part of it
-        speech = loud & vad_speech(self.audio)
+        speech = loud & vad_speech(self.audio, labeller)
         return [(self.start + a / SR, self.start + b / SR) for a, b in runs(speech)]
 
 
@@ -219,7 +232,7 @@ def _silero():
     return load_silero_vad()
 
 
-def vad_speech(x: np.ndarray) -> np.ndarray:
+def vad_speech(x: np.ndarray, labeller: Labeller = Labeller()) -> np.ndarray:
     """Per sample: silero VAD's speech (pauses under ``LABEL_PAUSE_S`` kept inside speech).
 
     The silero package directly, not the embedded diarizer's VAD (``EmbeddedBackend.speech_regions``):
@@ -228,8 +241,8 @@ def vad_speech(x: np.ndarray) -> np.ndarray:
     from silero_vad import get_speech_timestamps
 
     ts = get_speech_timestamps(torch.from_numpy(np.ascontiguousarray(x, np.float32)), _silero(), sampling_rate=SR,
-                               min_silence_duration_ms=int(LABEL_PAUSE_S * 1000), speech_pad_ms=30,
-                               min_speech_duration_ms=100)
+                               min_silence_duration_ms=int(LABEL_PAUSE_S * 1000), speech_pad_ms=labeller.pad_ms,
+                               min_speech_duration_ms=100, threshold=labeller.threshold)
     mask = np.zeros(len(x), bool)
     for t in ts:
         mask[t["start"] : t["end"]] = True
@@ -244,9 +257,9 @@ class Script:
         """The scripted turns, first to last sample (what the checks and the noise level use)."""
         return sorted(Turn(round(p.start, 3), round(p.end, 3), p.speaker) for p in self.placed)
 
-    def labels(self) -> list[Turn]:
+    def labels(self, labeller: Labeller = Labeller()) -> list[Turn]:
         """The reference labels: each turn's speech, without its long pauses (``Placed.spans``)."""
-        return sorted(Turn(round(a, 3), round(b, 3), p.speaker) for p in self.placed for a, b in p.spans())
+        return sorted(Turn(round(a, 3), round(b, 3), p.speaker) for p in self.placed for a, b in p.spans(labeller))
 
 
 class Deck:
@@ -381,7 +394,10 @@ def mix(s: Script, plan: SeriesPlan, duration: float, rooms, gains, music, rng) 
     return out.astype(np.float32), info
 
 
-def build_series(plan: SeriesPlan, units, music, versions, out_root: Path) -> dict:
+def build_series(plan: SeriesPlan, units, music, versions, out_root: Path, labeller: Labeller = Labeller(),
+                 labels_only: bool = False) -> dict:
+    """Write a series' episodes and truth. ``labels_only``: the truth alone (the mixes are still
+    made, so every random draw and hence every episode is the one of a full run)."""
     rng = np.random.default_rng(plan.seed)
     decks = {c: Deck(units[c][0], rng) for c in plan.cast}
     bc_decks = {c: Deck(units[c][1], rng) for c in plan.cast}
@@ -390,7 +406,8 @@ def build_series(plan: SeriesPlan, units, music, versions, out_root: Path) -> di
              if plan.style.reverb_rt60 else {})
     series_dir = out_root / plan.part / "series" / plan.name
     truth_dir = out_root / plan.part / "truth" / plan.name
-    series_dir.mkdir(parents=True, exist_ok=True)
+    if not labels_only:
+        series_dir.mkdir(parents=True, exist_ok=True)
     truth_dir.mkdir(parents=True, exist_ok=True)
     episodes = []
     for k, target in enumerate(plan.episodes, 1):
@@ -404,17 +421,20 @@ def build_series(plan: SeriesPlan, units, music, versions, out_root: Path) -> di
             raise RuntimeError(f"{plan.name}/{stem}: no script met the checks")
         audio, info = mix(s, plan, duration, rooms, gains, music, rng)
         path = series_dir / f"{stem}.ogg"
-        mss.write_audio(path, mss.Mix(audio, np.zeros_like(audio), info["snr_db"], info["noise"]), OPUS_16K)
-        lag = mss.lag_ms(audio, mss.decode_mono16k(path))
-        if abs(lag) >= 1.0:
-            raise RuntimeError(f"{path}: decodes {lag:.2f} ms off the truth")
-        turns = s.labels()
+        written = {}
+        if not labels_only:
+            mss.write_audio(path, mss.Mix(audio, np.zeros_like(audio), info["snr_db"], info["noise"]), OPUS_16K)
+            lag = mss.lag_ms(audio, mss.decode_mono16k(path))
+            if abs(lag) >= 1.0:
+                raise RuntimeError(f"{path}: decodes {lag:.2f} ms off the truth")
+            written = {"bytes": path.stat().st_size, "decode_lag_ms": round(lag, 3)}
+        turns = s.labels(labeller)
         (truth_dir / f"{stem}.rttm").write_text(format_rttm(stem, turns))
         stats = speech_stats(turns, duration)
         kinds = {k: sum(p.kind == k for p in s.placed) for k in ("turn", "interrupt", "talk_over", "backchannel")}
         episodes.append({
             "episode_id": f"{plan.name}/{stem}", "file": path.name, "duration_s": duration,
-            "bytes": path.stat().st_size, "decode_lag_ms": round(lag, 3), "script_attempts": attempt + 1,
+            **written, "script_attempts": attempt + 1,
             "speech_s": round(stats["speech_s"], 2), "overlap_s": round(stats["overlap_s"], 2),
             "overlap_share": round(stats["overlap_share"], 3),
             "speech_per_speaker": {k: round(v, 2) for k, v in stats["speech_per_speaker"].items()},
@@ -423,6 +443,7 @@ def build_series(plan: SeriesPlan, units, music, versions, out_root: Path) -> di
     cast = {
         "series": plan.name, "part": plan.part, "style": "tv" if plan.style is TV else "meeting",
         "main_character": plan.main, "seed": plan.seed,
+        **({} if labeller == Labeller() else {"labeller": {"pad_ms": labeller.pad_ms, "threshold": labeller.threshold}}),
         "speakers": {c: {"person": VOICES[c].person, "language": VOICES[c].language,
                          "source": f"Debian {VOICES[c].package} {versions[VOICES[c].package]}",
                          "license": VOICES[c].license, "gain_db": round(gains[c], 2)} for c in plan.cast},
@@ -438,7 +459,19 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "audiorole-ray")
     ap.add_argument("--series", nargs="+", choices=[s.name for s in SERIES])
+    ap.add_argument("--label-pad-ms", type=int, default=Labeller.pad_ms,
+                    help="how far labels reach past silero's speech (default %(default)s ms)")
+    ap.add_argument("--label-threshold", type=float, default=Labeller.threshold,
+                    help="silero's speech threshold for the labels (default %(default)s)")
+    ap.add_argument("--labels-only", action="store_true",
+                    help="write the truth only (for an alternative label convention; give another --out)")
     args = ap.parse_args()
+    try:
+        labeller = Labeller(args.label_pad_ms, args.label_threshold)
+    except ValueError as e:
+        ap.error(str(e))
+    if (args.labels_only or labeller != Labeller()) and args.out.resolve() == OUT.resolve():
+        ap.error("an alternative label convention or --labels-only must not overwrite the committed dev set: give --out")
     plans = [s for s in SERIES if not args.series or s.name in args.series]
     needed = sorted({c for p in plans for c in p.cast})
     units, versions = {}, {}
@@ -448,10 +481,10 @@ def main() -> None:
         print(f"{name:<9} {len(long):4d} turn units, {len(short):4d} backchannel units")
     music, versions[MUSIC_PACKAGE] = music_bed(args.cache)
     for plan in plans:
-        cast = build_series(plan, units, music, versions, args.out)
+        cast = build_series(plan, units, music, versions, args.out, labeller, args.labels_only)
         for e in cast["episodes"]:
             per = ", ".join(f"{k} {v:.0f}" for k, v in e["speech_per_speaker"].items())
-            print(f"{plan.part}/{e['episode_id']:<14} {e['duration_s']:6.1f} s {e['bytes'] / 1e3:5.0f} kB "
+            print(f"{plan.part}/{e['episode_id']:<14} {e['duration_s']:6.1f} s {e.get('bytes', 0) / 1e3:5.0f} kB "
                   f"overlap {e['overlap_share']:.0%} bc {e['turns']['backchannel']:2d} "
                   f"int {e['turns']['interrupt']:2d} over {e['turns']['talk_over']} | {per}")
     total = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())

@@ -1,6 +1,7 @@
 """The overlapped-speech dev set in the repo: complete, labelled, small, with disjoint voices
 between its dev and held-out parts, and overlap shares as its README states."""
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +104,17 @@ def test_eval_script_scores_one_dev_episode(tmp_path, monkeypatch):
     shutil.copy(src / "series" / "talkshow" / "ep02.ogg", tmp_path / "series" / "talkshow" / "ep01.ogg")
     eval_diarize.evaluate(EmbeddedBackend(), "one", cache)
     assert len(list(cache.glob("*.pkl"))) == 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--data", "dev", "--truth", "{tmp}/none"], "no {tmp}/none/dev/truth"),
+    (["--data", "dev", "sample", "--truth", "{tmp}"], "leave 'sample' out"),
+])
+def test_eval_script_refuses_a_truth_it_cannot_use(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.syspath_prepend(str(DEVSET.parent))
+    import eval_diarize
+
+    monkeypatch.setattr(sys, "argv", ["eval_diarize.py"] + [a.format(tmp=tmp_path) for a in argv])
+    with pytest.raises(SystemExit) as e:
+        eval_diarize.main()
+    assert e.value.code == 2 and message.format(tmp=tmp_path) in capsys.readouterr().err
