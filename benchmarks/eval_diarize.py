@@ -172,6 +172,10 @@ def main() -> None:
             if not truth.is_dir():
                 p.error(f"--truth {args.truth}: no {truth} (make it with scripts/make_overlap_devset.py "
                         f"--labels-only --out {args.truth})")
+            missing = [d.name for d in sorted(DATA[part][0].iterdir())
+                       if d.is_dir() and not (truth / d.name / "cast.json").is_file()]
+            if missing:
+                p.error(f"--truth {args.truth}: no truth for {part} series {', '.join(missing)} in {truth}")
             DATA[part] = (DATA[part][0], truth)
     if args.cache:
         args.cache.mkdir(parents=True, exist_ok=True)

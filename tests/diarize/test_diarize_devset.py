@@ -109,11 +109,14 @@ def test_eval_script_scores_one_dev_episode(tmp_path, monkeypatch):
 @pytest.mark.parametrize("argv, message", [
     (["--data", "dev", "--truth", "{tmp}/none"], "no {tmp}/none/dev/truth"),
     (["--data", "dev", "sample", "--truth", "{tmp}"], "leave 'sample' out"),
+    (["--data", "dev", "--truth", "{tmp}/only_meeting"], "no truth for dev series roundtable, talkshow"),
 ])
 def test_eval_script_refuses_a_truth_it_cannot_use(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.syspath_prepend(str(DEVSET.parent))
     import eval_diarize
 
+    (tmp_path / "only_meeting" / "dev" / "truth" / "meeting").mkdir(parents=True)
+    (tmp_path / "only_meeting" / "dev" / "truth" / "meeting" / "cast.json").write_text("{}")
     monkeypatch.setattr(sys, "argv", ["eval_diarize.py"] + [a.format(tmp=tmp_path) for a in argv])
     with pytest.raises(SystemExit) as e:
         eval_diarize.main()
