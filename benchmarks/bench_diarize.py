@@ -2,10 +2,13 @@
 """Diarization throughput: per-part real-time factor of the embedded backend (one process, one
 thread), then the Ray Data job's audio seconds per wall second with 1 and 2 workers.
 
-    python benchmarks/bench_diarize.py [--repeat 3] [--workers 1 2] [--json out.json]
+    python benchmarks/bench_diarize.py [--repeat 3] [--workers 1 2] [--long-minutes 45 [--long-only]] [--json out.json]
 
 The input is the bundled sample series copied ``--repeat`` times (as distinct episodes), so the
 job runs long enough for steady state. Ray start-up is excluded from the job timings.
+``--long-minutes M`` also diarizes one M-minute episode (the sample's episodes end to end,
+repeated) in a fresh process on one thread and prints its time and the process's peak memory
+over what it held before: a TV episode is 20-45 minutes, the sample's are 1-2.
 """
 from __future__ import annotations
 
@@ -75,6 +78,35 @@ def backend_parts(inp: Path) -> dict:
     }
 
 
+def long_episode(minutes: float) -> dict:
+    """Time and peak-memory growth of the embedded backend on one ``minutes``-long episode. Run in
+    a fresh process (``ru_maxrss`` is a high-water mark)."""
+    import resource
+
+    import numpy as np
+    import torch
+
+    from audiorole_ray.diarize.embedded import EmbeddedBackend
+
+    torch.set_num_threads(1)
+    peak_mb = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # noqa: E731 (KiB on Linux)
+    pieces = [decode(str(f)) for f in sorted(SAMPLE_SERIES.glob("*/*"))]
+    n = int(minutes * 60 * SAMPLE_RATE)
+    audio = np.concatenate(pieces * (n // sum(map(len, pieces)) + 1))[:n].astype(np.float32)
+    del pieces
+    backend = EmbeddedBackend()
+    backend.load()
+    backend.diarize("warmup", audio[: SAMPLE_RATE * 20])
+    backend._times.clear()
+    before = peak_mb()
+    t = time.perf_counter()
+    d = backend.diarize("long", audio)
+    wall = time.perf_counter() - t
+    return {"minutes": minutes, "wall_s": wall, "rtf": wall / (n / SAMPLE_RATE), "turns": len(d.turns),
+            "speakers": len(d.centroids), "peak_mb": peak_mb(), "before_mb": before,
+            "audio_mb": audio.nbytes / 2**20, "parts_s": backend.timings()}
+
+
 def ray_throughput(inp: Path, workers: list[int], root: Path) -> list[dict]:
     import ray
 
@@ -106,14 +138,34 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--long-minutes", type=float, default=0, help="also time one episode this long (0: no)")
+    p.add_argument("--long-only", action="store_true", help="only the --long-minutes episode")
     p.add_argument("--json", help="also write the figures here")
     args = p.parse_args()
+    if args.long_only and args.long_minutes <= 0:
+        p.error("--long-only needs --long-minutes M > 0")
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    figures = {"machine": machine}
+    if args.long_minutes > 0:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            figures["long"] = r = pool.submit(long_episode, args.long_minutes).result()
+        print(f"machine: {machine}")
+        print(f"one {r['minutes']:.0f}-minute episode, one process, 1 thread: {r['wall_s']:.1f} s (RTF {r['rtf']:.3f}, "
+              f"{1 / r['rtf']:.1f}x real time), {r['turns']} turns, {r['speakers']} speakers; peak memory "
+              f"{r['peak_mb']:.0f} MB, {r['peak_mb'] - r['before_mb']:.0f} MB over the {r['before_mb']:.0f} MB held "
+              f"before (models, the decoded {r['audio_mb']:.0f} MB episode)")
+        if args.long_only:
+            if args.json:
+                Path(args.json).write_text(json.dumps(figures, indent=2))
+            return
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         inp = make_input(args.repeat, root)
         parts = backend_parts(inp)
         runs = ray_throughput(inp, args.workers, root)
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     print(f"machine: {machine}")
     print(f"embedded backend, one process, 1 thread, {parts['audio_s']:.0f} s of audio (model load {parts['load_s']:.1f} s):")
     for k, v in parts["rtf"].items():
@@ -127,7 +179,7 @@ def main() -> None:
         )
     print_speed_up(runs, indent="  ")
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": machine, "parts": parts, "runs": runs}, indent=2))
+        Path(args.json).write_text(json.dumps({**figures, "parts": parts, "runs": runs}, indent=2))
 
 
 if __name__ == "__main__":

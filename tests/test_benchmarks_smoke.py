@@ -85,6 +85,21 @@ def test_diarize_bench_backend_parts(tmp_path, monkeypatch):
     assert 0 < parts["rtf_total"] < 2 and parts["load_s"] > 0, parts
 
 
+def test_diarize_bench_long_episode(tmp_path, monkeypatch):
+    """bench_diarize.py --long-minutes: one episode made of the sample's, repeated to length."""
+    import benchmarks.bench_diarize as bench
+    from audiorole_ray.sample import SAMPLE_SERIES
+
+    one = tmp_path / "series" / "heldout"
+    one.mkdir(parents=True)
+    shutil.copy(SAMPLE_SERIES / "heldout" / "ep03.mp4", one)  # 63 s: repeated twice for 1.5 min
+    monkeypatch.setattr(bench, "SAMPLE_SERIES", tmp_path / "series")
+    r = bench.long_episode(1.5)
+    assert r["minutes"] == 1.5 and r["audio_mb"] == pytest.approx(90 * 16_000 * 4 / 2**20), r
+    assert r["turns"] > 0 and r["speakers"] >= 2 and 0 < r["rtf"] < 2, r
+    assert r["peak_mb"] >= r["before_mb"] > 0 and {"vad", "embed", "cluster"} <= set(r["parts_s"]), r
+
+
 def test_tokenize_script_in_process_figures(truth_corpus, tmp_path):
     """bench_tokenize.py without job runs (--workers with no value): the corpus copy, the
     codebook fit and the in-process whisper-units figures."""

@@ -29,7 +29,8 @@ def test_merge_short_gaps_only_joins_one_speaker_across_short_pauses():
     assert merge_short_gaps(turns, 0.0) == turns
 
 
-@pytest.mark.parametrize("bad", [dict(step_s=0), dict(step_s=2.0), dict(cluster_threshold=2.5), dict(runtime="tpu"), dict(merge_gap_s=-1)])
+@pytest.mark.parametrize("bad", [dict(step_s=0), dict(step_s=2.0), dict(cluster_threshold=2.5), dict(runtime="tpu"), dict(merge_gap_s=-1),
+                                 dict(seg_batch_size=0), dict(batch_size=0)])
 def test_config_validated(bad):
     with pytest.raises(ValueError):
         EmbeddedConfig(**bad)

@@ -93,3 +93,15 @@ def test_equal_to_pyannote_audio():
     assert (Powerset(3, 2).mapping.numpy() == seg.powerset_matrix()).all()
     sd = ref.state_dict()
     assert all(torch.equal(sd[k], v) for k, v in ours.state_dict().items())
+
+
+@needs_weights
+def test_segment_gives_the_same_windows_in_any_batch_size():
+    """Windows are cut one batch at a time (memory on long episodes): the batch size must not
+    change any window, the zero-padded last one included."""
+    x = (np.random.default_rng(3).standard_normal(16_000 * 23 + 777) * 0.05).astype(np.float32)
+    model = seg.load_segmentation()
+    starts, whole = seg.segment(model, x, step_frames=148, batch_size=64)
+    starts1, ones = seg.segment(model, x, step_frames=148, batch_size=1)
+    assert len(starts) == 7 and (starts == starts1).all()
+    assert np.allclose(ones, whole, atol=1e-4)
