@@ -37,8 +37,8 @@ class EmbeddedConfig:
     mode: str = "segmentation"
     # segmentation mode
     seg_step_s: float = 2.5  # hop between 10 s segmentation windows (snapped to the model's frames)
-    # windows per forward pass: on a CPU 8 is faster than 32 and holds a third of the memory
-    # (SincNet's first layer is 80 x 16k floats per window); raise it on a GPU
+    # windows per forward pass (the model runs on the CPU): 8 is faster than 32 there and holds a
+    # third of the memory (SincNet's first layer is 80 x 16k floats per window)
     seg_batch_size: int = 8
     min_embed_s: float = 0.5  # a local speaker with less solo speech in a window gets no embedding
     max_embed_s: float = 6.0  # longer solo speech is cut to this before embedding (cost)
@@ -64,7 +64,9 @@ class EmbeddedConfig:
     cluster_threshold: float | None = None  # average-linkage cosine distance; None: calibrated per episode
     min_cluster_s: float = 2.0  # clusters with less speech are folded into the nearest larger one
     merge_gap_s: float = 0.5  # one speaker's turns closer than this are one turn (pauses inside a turn)
-    batch_size: int = 16  # CAM++ windows per forward pass: 64 held 270 MB more on a 20-minute episode, no faster on a CPU
+    # CAM++ windows per forward pass; None: 16 on a CPU (64 held 270 MB more on a 20-minute
+    # episode and was no faster), 64 on a GPU
+    batch_size: int | None = None
     runtime: str = "auto"  # CAM++ on "onnx" (CPU) or "torch"; auto: onnx on CPU when it can export
 
     def __post_init__(self):
@@ -74,8 +76,8 @@ class EmbeddedConfig:
             raise ValueError(f"need 0 < step_s <= window_s, got {self.step_s}, {self.window_s}")
         if not 0.1 <= self.seg_step_s <= 10.0:
             raise ValueError(f"seg_step_s must be in [0.1, 10], got {self.seg_step_s}")
-        if self.seg_batch_size < 1 or self.batch_size < 1:
-            raise ValueError(f"batch sizes must be >= 1, got {self.seg_batch_size}, {self.batch_size}")
+        if self.seg_batch_size < 1 or (self.batch_size is not None and self.batch_size < 1):
+            raise ValueError(f"batch sizes must be >= 1 or None, got {self.seg_batch_size}, {self.batch_size}")
         if not 0 < self.min_embed_s <= self.max_embed_s:
             raise ValueError(f"need 0 < min_embed_s <= max_embed_s, got {self.min_embed_s}, {self.max_embed_s}")
         if self.merge_gap_s < 0:
@@ -132,6 +134,12 @@ class EmbeddedBackend(DiarizationBackend):
         else:
             self._campp = load_campplus(self.device)
         self._times["load"] += time.perf_counter() - t
+
+    @property
+    def campp_batch(self) -> int:
+        if self.config.batch_size is not None:
+            return self.config.batch_size
+        return 16 if self._onnx is not None or self.device == "cpu" else 64
 
     @property
     def loaded(self) -> bool:
@@ -197,8 +205,8 @@ class EmbeddedBackend(DiarizationBackend):
         for i, idx in enumerate(frame_lists):
             by_len[len(idx)].append(i)
         for n, items in by_len.items():
-            for k in range(0, len(items), self.config.batch_size):
-                chunk = items[k : k + self.config.batch_size]
+            for k in range(0, len(items), self.campp_batch):
+                chunk = items[k : k + self.campp_batch]
                 x = torch.stack([feats[torch.from_numpy(frame_lists[i])] for i in chunk])
                 x = x - x.mean(dim=1, keepdim=True)
                 if self._onnx is not None:

@@ -65,3 +65,10 @@ def test_diarize_real_speech(clip):
 def test_silence_gives_no_turns():
     r = EmbeddedBackend().diarize("x", np.zeros(16_000 * 5, np.float32))
     assert r.turns == [] and r.centroids == {}
+
+
+def test_campp_batch_is_small_on_a_cpu_and_larger_on_a_gpu():
+    """No model is loaded: only the choice of batch (a CPU gains nothing from 64 but memory)."""
+    assert EmbeddedBackend(device="cpu").campp_batch == 16
+    assert EmbeddedBackend(device="cuda").campp_batch == 64
+    assert EmbeddedBackend(device="cuda", batch_size=5).campp_batch == 5
