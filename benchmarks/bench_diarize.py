@@ -146,13 +146,13 @@ def main() -> None:
         p.error("--long-only needs --long-minutes M > 0")
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     figures = {"machine": machine}
+    print(f"machine: {machine}")
     if args.long_minutes > 0:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             figures["long"] = r = pool.submit(long_episode, args.long_minutes).result()
-        print(f"machine: {machine}")
         print(f"one {r['minutes']:.0f}-minute episode, one process, 1 thread: {r['wall_s']:.1f} s (RTF {r['rtf']:.3f}, "
               f"{1 / r['rtf']:.1f}x real time), {r['turns']} turns, {r['speakers']} speakers; peak memory "
               f"{r['peak_mb']:.0f} MB, {r['peak_mb'] - r['before_mb']:.0f} MB over the {r['before_mb']:.0f} MB held "
@@ -166,7 +166,6 @@ def main() -> None:
         inp = make_input(args.repeat, root)
         parts = backend_parts(inp)
         runs = ray_throughput(inp, args.workers, root)
-    print(f"machine: {machine}")
     print(f"embedded backend, one process, 1 thread, {parts['audio_s']:.0f} s of audio (model load {parts['load_s']:.1f} s):")
     for k, v in parts["rtf"].items():
         print(f"  {k:<8} RTF {v:.4f}")

@@ -78,9 +78,21 @@ def analyses(backend: EmbeddedBackend, series_dir: Path, cache: Path | None) -> 
     return out
 
 
+def read_truth(truth_root: Path, series: str) -> tuple[dict[str, list[Turn]], str]:
+    """A series' reference turns per episode, and its main character."""
+    ref = {}
+    for f in sorted((truth_root / series).glob("*.rttm")):
+        ref.update(read_rttm(f))
+    return ref, json.loads((truth_root / series / "cast.json").read_text())["main_character"]
+
+
 def evaluate(backend, data: str, cache, cluster_threshold=None, link_threshold=None, link_alpha=None,
-             purity_collar=None, ceiling=False) -> dict:
-    series_root, truth_root = DATA[data]
+             purity_collar=None, ceiling=False, truth_root: Path | None = None) -> dict:
+    """``truth_root``: score against this truth (another label convention) instead of the data
+    set's own; the row then also holds those labels scored against the data set's own
+    (``labels_vs_committed``)."""
+    series_root, committed = DATA[data]
+    truth_root = truth_root or committed
     rows = {}
     for series_dir in sorted(p for p in series_root.iterdir() if p.is_dir()):
         series = series_dir.name
@@ -89,10 +101,7 @@ def evaluate(backend, data: str, cache, cluster_threshold=None, link_threshold=N
         link = LinkConfig(threshold=link_threshold) if link_alpha is None else LinkConfig(threshold=link_threshold, alpha=link_alpha)
         linked = link_series(series, diar, link)
         hyp = {d.episode_id.split("/", 1)[1]: relabel(d.turns, linked.labels(d.episode_id)) for d in diar}
-        ref = {}
-        for f in sorted((truth_root / series).glob("*.rttm")):
-            ref.update(read_rttm(f))
-        main = json.loads((truth_root / series / "cast.json").read_text())["main_character"]
+        ref, main = read_truth(truth_root, series)
         possible = {d.episode_id.split("/", 1)[1]: d.possible_overlap for d in diar}
         s = score_turns(ref, hyp, main, hyp_main=linked.main, possible_overlap=possible, purity_collar=purity_collar)
         s.update(target_clips(ref, hyp, possible, main, linked.main, series))
@@ -100,6 +109,8 @@ def evaluate(backend, data: str, cache, cluster_threshold=None, link_threshold=N
             # the front-end's own speech/overlap decisions, named by the reference (``oracle_turns``)
             oracle = {ep: oracle_turns(ref[ep], eps[f"{series}/{ep}"][0].count) for ep in ref}
             s["ceiling"] = score_turns(ref, oracle, main)
+        if truth_root != committed:
+            s["labels_vs_committed"] = score_turns(read_truth(committed, series)[0], ref, main, hyp_main=main)
         audio_s = sum(a.duration_s for a, _ in eps.values())
         s.update(episodes=len(eps), audio_s=audio_s, cpu_rtf=sum(c for _, c in eps.values()) / audio_s,
                  link_threshold=linked.threshold,
@@ -164,6 +175,7 @@ def main() -> None:
     args = p.parse_args()
     if args.purity_collar is not None and args.purity_collar < 0:
         p.error(f"--purity-collar must be >= 0, got {args.purity_collar}")
+    truths: dict[str, Path] = {}  # part -> the truth scored instead of the committed one
     if args.truth:
         if "sample" in args.data:
             p.error("--truth replaces the dev set's labels only; leave 'sample' out of --data")
@@ -176,7 +188,7 @@ def main() -> None:
                        if d.is_dir() and not (truth / d.name / "cast.json").is_file()]
             if missing:
                 p.error(f"--truth {args.truth}: no truth for {part} series {', '.join(missing)} in {truth}")
-            DATA[part] = (DATA[part][0], truth)
+            truths[part] = truth
     if args.cache:
         args.cache.mkdir(parents=True, exist_ok=True)
     import torch
@@ -195,7 +207,7 @@ def main() -> None:
                 if args.sweep == "cluster-alpha":
                     backend.threshold_for = lambda a, v=v: episode_threshold(a, alpha=v)
                 rows = evaluate(backend, data, args.cache, ct, lt, v if args.sweep == "link-alpha" else None,
-                                purity_collar=args.purity_collar)
+                                purity_collar=args.purity_collar, truth_root=truths.get(data))
                 pool = pooled(rows)
                 worst = min(rows.values(), key=lambda r: r["main_purity"])
                 curve.append({"value": v, **pool, "series": rows})
@@ -206,13 +218,17 @@ def main() -> None:
             out["results"][data] = curve
         else:
             rows = evaluate(backend, data, args.cache, args.cluster_threshold, args.link_threshold,
-                            purity_collar=args.purity_collar, ceiling=args.ceiling)
+                            purity_collar=args.purity_collar, ceiling=args.ceiling, truth_root=truths.get(data))
             for series, r in rows.items():
                 print(fmt(series, r))
                 if "ceiling" in r:
                     c = r["ceiling"]
                     print(f"  {'':<10} ceiling (front-end's count, perfect naming): DER {c['der']:6.1%}  main purity "
                           f"{c['main_purity']:6.1%} (silence {c['main_silence']:4.1%}) coverage {c['main_coverage']:6.1%}")
+                if "labels_vs_committed" in r:
+                    c = r["labels_vs_committed"]
+                    print(f"  {'':<10} these labels against the committed ones: main purity {c['main_purity']:6.1%} "
+                          f"coverage {c['main_coverage']:6.1%} DER {c['der']:5.1%}")
             pool = pooled(rows)
             print(f"  {'all':<10} DER {pool['der']:6.1%} (miss {pool['missed']:5.1%} FA {pool['false_alarm']:5.1%} "
                   f"conf {pool['confusion']:5.1%})")

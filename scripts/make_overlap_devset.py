@@ -30,7 +30,7 @@ import functools
 import json
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -143,6 +143,11 @@ class Labeller:
     def __post_init__(self):
         if self.pad_ms < 0 or not 0 < self.threshold < 1:
             raise ValueError(f"label padding must be >= 0 ms and threshold in (0, 1), got {self}")
+
+    @classmethod
+    def of(cls, cast: dict) -> "Labeller":
+        """The convention a written ``cast.json`` was labelled with (none recorded: the default)."""
+        return cls(**cast.get("labeller", {}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -443,7 +448,7 @@ def build_series(plan: SeriesPlan, units, music, versions, out_root: Path, label
     cast = {
         "series": plan.name, "part": plan.part, "style": "tv" if plan.style is TV else "meeting",
         "main_character": plan.main, "seed": plan.seed,
-        **({} if labeller == Labeller() else {"labeller": {"pad_ms": labeller.pad_ms, "threshold": labeller.threshold}}),
+        **({} if labeller == Labeller() else {"labeller": asdict(labeller)}),
         "speakers": {c: {"person": VOICES[c].person, "language": VOICES[c].language,
                          "source": f"Debian {VOICES[c].package} {versions[VOICES[c].package]}",
                          "license": VOICES[c].license, "gain_db": round(gains[c], 2)} for c in plan.cast},
@@ -473,6 +478,13 @@ def main() -> None:
     if (args.labels_only or labeller != Labeller()) and args.out.resolve() == OUT.resolve():
         ap.error("an alternative label convention or --labels-only must not overwrite the committed dev set: give --out")
     plans = [s for s in SERIES if not args.series or s.name in args.series]
+    # one --out holds one label convention: a re-run with other settings (say for some series
+    # only) would otherwise leave a truth of mixed conventions behind
+    if args.labels_only or labeller != Labeller():
+        for cast_path in sorted(args.out.glob("*/truth/*/cast.json")):
+            found = Labeller.of(json.loads(cast_path.read_text()))
+            if found != labeller:
+                ap.error(f"{cast_path} was labelled with {found}, not {labeller}: give another --out")
     needed = sorted({c for p in plans for c in p.cast})
     units, versions = {}, {}
     for name in needed:

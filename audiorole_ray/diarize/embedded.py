@@ -204,9 +204,10 @@ class EmbeddedBackend(DiarizationBackend):
         by_len: dict[int, list[int]] = defaultdict(list)
         for i, idx in enumerate(frame_lists):
             by_len[len(idx)].append(i)
+        batch = self.campp_batch
         for n, items in by_len.items():
-            for k in range(0, len(items), self.campp_batch):
-                chunk = items[k : k + self.campp_batch]
+            for k in range(0, len(items), batch):
+                chunk = items[k : k + batch]
                 x = torch.stack([feats[torch.from_numpy(frame_lists[i])] for i in chunk])
                 x = x - x.mean(dim=1, keepdim=True)
                 if self._onnx is not None:

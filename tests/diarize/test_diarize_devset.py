@@ -104,6 +104,13 @@ def test_eval_script_scores_one_dev_episode(tmp_path, monkeypatch):
     shutil.copy(src / "series" / "talkshow" / "ep02.ogg", tmp_path / "series" / "talkshow" / "ep01.ogg")
     eval_diarize.evaluate(EmbeddedBackend(), "one", cache)
     assert len(list(cache.glob("*.pkl"))) == 2
+    # another truth (--truth): a copy of the committed one scores the same, and agrees with it
+    shutil.copytree(tmp_path / "truth", tmp_path / "alt")
+    base = eval_diarize.evaluate(EmbeddedBackend(), "one", cache)["talkshow"]
+    alt = eval_diarize.evaluate(EmbeddedBackend(), "one", cache, truth_root=tmp_path / "alt")["talkshow"]
+    assert "labels_vs_committed" not in base and alt["main_purity"] == base["main_purity"]
+    agree = alt["labels_vs_committed"]
+    assert agree["main_purity"] == agree["main_coverage"] == 1.0 and agree["der"] == 0.0, agree
 
 
 @pytest.mark.parametrize("argv, message", [
