@@ -162,7 +162,7 @@ def prepare_codebook(config: TokenizeConfig, clips: pd.DataFrame, store: MarkerS
         # a codebook fitted on part of the chosen clips would differ from the one the repaired corpus gives
         key = min(unread)
         raise InputError(f"{len(unread)} of the {len(chosen)} training clips chosen to fit the codebook could not be read "
-                         f"({key}: {unread[key]}): restore the corpus's audio, or give --codebook PATH")
+                         f"({key}: {unread[key].splitlines()[0]}): restore the corpus's audio, or give --codebook PATH")
     frames: dict[str, np.ndarray] = {}
     for item_id in sorted(result.done):
         for rel in result.done[item_id][0]:
