@@ -10,6 +10,11 @@ tokens, frame_rate, n_tokens), errors.parquet, tokenizer.json (what the LM train
 vocab_size, frame_rate, codebook hash) and, for whisper-units, codebook.npz. Re-running the
 same command resumes per shard.
 
+A missing or damaged shard fails only the clips it cannot give (a truncated tar: from the cut
+on), each listed in errors.parquet; those clips keep the tokens an earlier run wrote for them,
+and the shard is redone by the next run. Exit code 0 when clips were tokenized (failed ones are
+counted in the summary), 1 when none was, 2 when the job refused to start.
+
 whisper-units (the default; offline) is a k-means unit tokenizer over Whisper tiny.en encoder
 frames, for exercising and sizing the pipeline: its codes are not GLM-4-Voice's. Its codebook is
 fitted on the corpus's training split on the first run, or again with --fit-codebook.
@@ -80,6 +85,7 @@ def main(argv=None) -> int:
         finally:
             ray.shutdown()
     print(format_summary(summary))
+    # as build_corpus: failed clips are listed and the rest is written (0); 1 when no clip was tokenized
     return 1 if summary["tokenized"] == 0 else 0
 
 
@@ -93,9 +99,12 @@ def format_summary(s: dict) -> str:
     ]
     if fit.get("fitted"):
         lines.append(f"  codebook fitted on {fit['frames']} frames of {fit['clips']} training clips in {fit['wall_s']} s")
+    kept = f", {s['kept']} of them keep the tokens of an earlier run" if s["kept"] else ""
     lines += [
-        f"  clips {s['tokenized']}/{s['clips']} tokenized, errors {s['errors']} (errors.parquet)",
-        f"  shards {s['shards']} ({s['shards_resumed']} resumed from an earlier run, {s['shards_failed']} failed)",
+        f"  clips {s['tokenized']}/{s['clips']} tokenized, {s['errors']} failed{kept}"
+        + (f" (listed in {s['output'].rstrip('/')}/errors.parquet)" if s["errors"] else ""),
+        f"  shards {s['shards']}: {s['shards_written']} written, {s['shards_resumed']} resumed from an earlier run, "
+        f"{s['shards_failed']} with failed clips (redone by the next run)",
     ]
     if s.get("x_real_time"):
         lines.append(f"  tokenize pass: {s['worker_audio_s']} s of audio in {s['pass_s']} s, {s['x_real_time']}x real time")

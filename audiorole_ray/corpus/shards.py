@@ -33,11 +33,35 @@ def shard_bytes(samples: Iterable[tuple[str, bytes, dict]]) -> bytes:
 
 
 def read_shard(uri: str) -> dict[str, dict]:
-    """{key: {"flac": bytes, "json": dict}} of a shard (for checks and small jobs)."""
+    """{key: {"flac": bytes, "json": dict}} of a shard (for checks and small jobs); a damaged
+    (cut) shard raises ``tarfile.ReadError``."""
+    samples, damage = read_shard_partial(uri)
+    if damage:
+        raise tarfile.ReadError(damage)
+    return samples
+
+
+def read_shard_partial(uri: str) -> tuple[dict[str, dict], str | None]:
+    """The samples of a shard up to the first member that cannot be read, and why reading
+    stopped there (None: the whole shard was read). A truncated tar keeps the members before the
+    cut. A missing shard raises FileNotFoundError."""
+    data = read_bytes(uri)
     out: dict[str, dict] = {}
-    with tarfile.open(fileobj=io.BytesIO(read_bytes(uri)), mode="r") as tar:
-        for member in tar:
-            key, ext = member.name.split(".", 1)
-            data = tar.extractfile(member).read()
-            out.setdefault(key, {})[ext] = json.loads(data) if ext == "json" else data
-    return out
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            for member in tar:
+                key, ext = member.name.split(".", 1)
+                blob = tar.extractfile(member).read()
+                out.setdefault(key, {})[ext] = json.loads(blob) if ext == "json" else blob
+            end = tar.offset
+    except tarfile.TarError as exc:
+        return out, _damage(uri, data, out, str(exc))
+    # tarfile ends quietly at a cut on a header boundary; a whole tar goes on with zero blocks
+    rest = data[end : end + tarfile.BLOCKSIZE]
+    if not rest or any(rest):
+        return out, _damage(uri, data, out, "no end-of-archive block")
+    return out, None
+
+
+def _damage(uri: str, data: bytes, read: dict, why: str) -> str:
+    return f"{uri} is cut or damaged ({len(data)} bytes, {len(read)} clips read before it): {why}"

@@ -3,6 +3,9 @@
 A second run on the same output is refused with a clear message while the first is alive. A lock
 left by a killed run does not block: on the same host its process is gone; elsewhere (a driver
 on another node, object storage) its heartbeat stops and it goes stale after ``ttl_s``.
+
+Releasing the lock also removes ``<output>/_state/`` when nothing else is in it (a run that
+failed before writing any marker leaves no empty folder behind; object stores have no folders).
 """
 from __future__ import annotations
 
@@ -12,8 +15,10 @@ import threading
 import time
 import uuid
 
+from fsspec.implementations.local import LocalFileSystem
+
 from audiorole_ray.errors import ConfigError
-from audiorole_ray.io.storage import join, read_json, remove, write_json
+from audiorole_ray.io.storage import filesystem, join, read_json, remove, write_json
 
 
 def _pid_alive(pid: int) -> bool:
@@ -84,6 +89,17 @@ class OutputLock:
             self._thread.join(timeout=5)
         if (self._read() or {}).get("owner") == self.me["owner"]:
             remove([self.uri])
+            self._remove_empty_state()
+
+    def _remove_empty_state(self) -> None:
+        """Remove ``_state/`` if it is empty: whoever made it (check_writable's probe makes it
+        before the lock), an empty one holds nothing a run needs."""
+        fs, path = filesystem(self.uri)
+        if isinstance(fs, LocalFileSystem):
+            try:
+                os.rmdir(os.path.dirname(path))  # refuses, atomically, a folder that is not empty
+            except OSError:
+                pass
 
     def __enter__(self) -> OutputLock:
         return self.acquire()

@@ -24,11 +24,13 @@ from audiorole_ray.records import Marker, to_dict
 class Output:
     """What a stage made of one item: its marker payload (a record or a dict), the seconds of
     audio it processed (for throughput metrics) and the files it wrote (relative to the output
-    root, checked on resume)."""
+    root, checked on resume). ``complete=False`` (part of the item failed) writes no marker, so a
+    re-run does the item again."""
 
     payload: Any
     audio_s: float = 0.0
     outputs: dict[str, int] = field(default_factory=dict)
+    complete: bool = True
 
 
 @dataclass
@@ -65,7 +67,10 @@ class Stage:
                 payload = result.payload if isinstance(result.payload, dict) else to_dict(result.payload)
                 marker = Marker(self.marker_kind, row["id"], row["hash"], payload, round(result.audio_s, 3),
                                 round(wall, 3), result.outputs)
-                store.write(marker)
+                if result.complete:
+                    store.write(marker)
+                else:  # an earlier marker must not say it is done
+                    store.drop(marker.kind, marker.id)
                 record(self.name, audio_s=result.audio_s, wall_s=wall)
                 out.append({"id": row["id"], "status": "ok", "error": "", "marker": json.dumps(to_dict(marker))})
             except BaseException as exc:  # noqa: BLE001 - a bad item is recorded, the job goes on

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import posixpath
 
-from audiorole_ray.io.storage import join, list_files, read_many, write_json
+from audiorole_ray.io.storage import join, list_files, read_many, remove, write_json
 from audiorole_ray.records import Marker, from_dict, to_dict
 
 
@@ -27,6 +27,13 @@ class MarkerStore:
 
     def write(self, marker: Marker) -> None:
         write_json(self.uri(marker.kind, marker.id), to_dict(marker))
+
+    def drop(self, kind: str, item_id: str) -> None:
+        """Remove an item's marker, if it has one."""
+        try:
+            remove([self.uri(kind, item_id)])
+        except FileNotFoundError:
+            pass
 
     def ids(self, kind: str) -> set[str]:
         """Every item id with a marker of ``kind`` (current or not)."""

@@ -5,7 +5,10 @@ Outputs under ``OUT/tokens/<tokenizer>/``:
 
 - ``shards/<series>/<stem>.parquet``: one row per clip (audio_key, audio_path, tokens,
   frame_rate, n_tokens, duration), one file per corpus shard;
-- ``errors.parquet``: shards and clips that could not be tokenized, with the reason;
+- ``errors.parquet``: one row per clip that failed in this run, ``<audio_key>: <reason>`` (a
+  missing shard, the clips from the cut of a truncated one on, a clip that does not decode); a
+  failed clip keeps the tokens an earlier run wrote for it (the row says so), and its shard gets
+  no marker, so the next run tries it again;
 - ``codebook.npz`` (whisper-units): the codebook, fitted on the corpus's training split from the
   encoder frames kept in ``fit-frames/``;
 - ``tokenizer.json``: name, frame_rate, vocab_size, codebook hash, model, the settings
@@ -29,7 +32,7 @@ import pandas as pd
 
 from audiorole_ray import registry
 from audiorole_ray.corpus.reader import read_dialogues
-from audiorole_ray.errors import ConfigError
+from audiorole_ray.errors import ConfigError, InputError
 from audiorole_ray.io.storage import exists, join, list_files, read_bytes, remove, write_json
 from audiorole_ray.io.tables import write_table
 from audiorole_ray.pipeline.lock import OutputLock
@@ -38,7 +41,8 @@ from audiorole_ray.pipeline.state import MarkerStore
 from audiorole_ray.records import ErrorRecord
 from audiorole_ray.tokens.codebook import CODEBOOK_FILE, fit_codebook, load_codebook
 from audiorole_ray.tokens.reader import TOKENIZER_FILE, tokens_uri
-from audiorole_ray.tokens.stage import FIT_FRAMES, SHARDS, EncodeStage, TokenizeStage, shard_id
+from audiorole_ray.tokens.shards import read_token_rows
+from audiorole_ray.tokens.stage import FIT_FRAMES, SHARDS, EncodeStage, TokenizeStage, shard_id, tokens_file
 
 log = logging.getLogger("audiorole_ray")
 
@@ -150,20 +154,28 @@ def prepare_codebook(config: TokenizeConfig, clips: pd.DataFrame, store: MarkerS
     chosen = fit_selection(clips, config.fit_hours, config.seed)
     stage = EncodeStage(num_cpus=config.cpus_per_worker, num_gpus=config.gpus_per_worker, corpus=config.corpus, model=config.model)
     items = shard_items(config.corpus, chosen)
-    result = run_pass(stage, items, store, config.workers, local=local, keep=lambda m: list(m.outputs))
+    result = run_pass(stage, items, store, config.workers, local=local, keep=lambda m: (list(m.outputs), m.payload["failed"]))
+    by_id = {i["id"]: i for i in items}
+    unread = {key: e.error for e in result.errors for key in json.loads(by_id[e.episode_id]["keys"])}
+    unread.update(pair for _, failed in result.done.values() for pair in failed.items())
+    if unread:
+        # a codebook fitted on part of the chosen clips would differ from the one the repaired corpus gives
+        key = min(unread)
+        raise InputError(f"{len(unread)} of the {len(chosen)} training clips chosen to fit the codebook could not be read "
+                         f"({key}: {unread[key].splitlines()[0]}): restore the corpus's audio, or give --codebook PATH")
     frames: dict[str, np.ndarray] = {}
     for item_id in sorted(result.done):
-        for rel in result.done[item_id]:
+        for rel in result.done[item_id][0]:
             with np.load(io.BytesIO(read_bytes(join(config.output, rel)))) as z:
                 frames.update({k: z[k] for k in z.files})
-    _prune(config.output, FIT_FRAMES, {rel for outs in result.done.values() for rel in outs})
+    _prune(config.output, FIT_FRAMES, {rel for outs, _ in result.done.values() for rel in outs})
     # the fit sees frames in key order, whatever order the workers finished in
     stacked = np.concatenate([frames[k] for k in sorted(frames)]) if frames else np.zeros((0, 0), np.float32)
     book = fit_codebook(stacked, config.codebook_size, config.seed, meta={
         "clips": len(frames), "train_audio_s": round(float(chosen.duration.sum()), 3), "fit_hours": config.fit_hours,
         "model": config.model or "embedded", "corpus": config.corpus})
     book.save(path)
-    info = {"fitted": True, "clips": len(frames), "frames": int(len(stacked)), "shards_failed": len(result.errors),
+    info = {"fitted": True, "clips": len(frames), "frames": int(len(stacked)),
             "encode_resumed": result.resumed, "wall_s": round(time.perf_counter() - t, 2), "hash": book.hash}
     log.info("codebook fitted: %s", info)
     return path, info
@@ -215,28 +227,34 @@ def _run(config: TokenizeConfig, clips: pd.DataFrame, local: bool) -> dict:
     items = shard_items(config.corpus, clips)
     by_id = {i["id"]: i for i in items}
     result = run_pass(stage, items, store, config.workers, local=local, keep=lambda m: (m.payload, m.audio_s, m.wall_s))
-    errors = list(result.errors)
-    tokenized = audio_s = work_s = cpu_s = 0.0
-    for item_id, (payload, a_s, w_s) in sorted(result.done.items()):
-        tokenized += payload["clips"]
-        audio_s, work_s, cpu_s = audio_s + a_s, work_s + w_s, cpu_s + payload.get("cpu_s", 0.0)
-        errors += [ErrorRecord(by_id[item_id]["uri"], item_id, stage.name, f"{key}: {why}") for key, why in sorted(payload["failed"].items())]
-    # clips of shards that failed as a whole are listed with the shard's error
-    whole = {e.episode_id for e in result.errors}
-    errors += [ErrorRecord(by_id[i]["uri"], i, stage.name, f"{k}: shard not tokenized") for i in sorted(whole)
-               for k in json.loads(by_id[i]["keys"])]
-    removed = _prune(config.output, SHARDS, {f"{SHARDS}/{i}.parquet" for i in result.done})
-    write_table(join(config.output, "errors.parquet"), errors, ErrorRecord)
     settings = fingerprint(stage.settings())
-    info = {**describe, "settings": settings, "corpus": config.corpus, "clips": int(len(clips)), "tokenized": int(tokenized),
-            "errors": int(len(clips) - tokenized)}
+    errors: list[ErrorRecord] = []
+    tokenized = kept = 0
+    audio_s = work_s = cpu_s = 0.0
+    for item_id, (payload, a_s, w_s) in sorted(result.done.items()):
+        tokenized, kept = tokenized + payload["clips"], kept + len(payload.get("kept", ()))
+        audio_s, work_s, cpu_s = audio_s + a_s, work_s + w_s, cpu_s + payload.get("cpu_s", 0.0)
+        errors += _clip_errors(by_id[item_id], stage.name, payload["failed"], set(payload.get("kept", ())))
+    for e in result.errors:  # a shard that failed as a whole (e.g. its file is missing): its token file stays as it was
+        keys = json.loads(by_id[e.episode_id]["keys"])
+        have = {r["audio_key"] for r in read_token_rows(join(config.output, tokens_file(e.episode_id)), settings)} & set(keys)
+        kept += len(have)
+        errors += _clip_errors(by_id[e.episode_id], stage.name, dict.fromkeys(keys, e.error), have)
+    # token files of every shard of the corpus stay, those of failed shards too (they hold the earlier run's tokens)
+    removed = _prune(config.output, SHARDS, {tokens_file(i) for i in by_id})
+    write_table(join(config.output, "errors.parquet"), errors, ErrorRecord)
+    # clips == tokenized + errors (the clips that failed: errors.parquet's rows); kept of those have earlier tokens
+    counts = {"clips": int(len(clips)), "tokenized": tokenized, "errors": len(errors), "kept": kept}
+    info = {**describe, "settings": settings, "corpus": config.corpus, **counts}
     if info.get("codebook") and str(info["codebook"]).startswith(config.output):
         info["codebook"] = CODEBOOK_FILE  # beside tokenizer.json: keeps the folder relocatable
     write_json(join(config.output, TOKENIZER_FILE), info)
     summary = {"output": config.output, "tokenizer": describe["name"], "vocab_size": describe["vocab_size"],
-               "frame_rate": describe["frame_rate"], "codebook_hash": describe.get("codebook_hash"), "clips": int(len(clips)),
-               "tokenized": int(tokenized), "errors": len(errors), "shards": len(items), "shards_resumed": result.resumed,
-               "shards_failed": len(whole), "outputs_removed": removed, "codebook_fit": fit,
+               "frame_rate": describe["frame_rate"], "codebook_hash": describe.get("codebook_hash"), **counts,
+               "shards": len(items), "shards_resumed": result.resumed,
+               # every shard this run did (complete or not) got its token file written; resumed ones were not
+               "shards_written": len(result.done) - result.resumed, "shards_failed": len({e.episode_id for e in errors}),
+               "outputs_removed": removed, "codebook_fit": fit,
                "audio_s": round(float(clips.duration.sum()), 2), "pass_s": result.wall_s,
                "worker_audio_s": round(audio_s, 2), "worker_s": round(work_s, 2), "worker_cpu_s": round(cpu_s, 2),
                "wall_s": round(time.perf_counter() - t0, 2)}
@@ -244,6 +262,16 @@ def _run(config: TokenizeConfig, clips: pd.DataFrame, local: bool) -> dict:
     summary["x_real_time"] = round(audio_s / result.wall_s, 1) if result.resumed == 0 and result.wall_s else None
     write_json(join(config.output, "summary.json"), summary)
     return summary
+
+
+KEPT = "; the tokens of an earlier run are kept"
+
+
+def _clip_errors(item: dict, stage: str, failed: dict[str, str], kept: set[str]) -> list[ErrorRecord]:
+    """One error row per failed clip of a shard, ``<audio_key>: <reason>``, saying when the clip
+    keeps the tokens of an earlier run."""
+    return [ErrorRecord(item["uri"], item["id"], stage, f"{key}: {why}{KEPT if key in kept else ''}")
+            for key, why in sorted(failed.items())]
 
 
 def _prune(output: str, folder: str, expected: set[str]) -> int:

@@ -9,7 +9,7 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from audiorole_ray.io.storage import write_bytes
+from audiorole_ray.io.storage import read_bytes, write_bytes
 
 SETTINGS_KEY = b"audiorole.settings"
 FAILED_KEY = b"audiorole.failed"
@@ -41,3 +41,13 @@ def write_tokens(uri: str, rows: list[dict], settings: str, failed: dict[str, st
 
 def file_settings(table: pa.Table) -> str:
     return (table.schema.metadata or {}).get(SETTINGS_KEY, b"").decode()
+
+
+def read_token_rows(uri: str, settings: str) -> list[dict]:
+    """The rows of a token file made with ``settings``; [] when there is none, or it was made
+    with other settings or is not Parquet (nothing worth keeping). A storage failure raises."""
+    try:
+        table = pq.read_table(io.BytesIO(read_bytes(uri)))
+    except (FileNotFoundError, pa.ArrowException):
+        return []
+    return table.to_pylist() if file_settings(table) == settings else []

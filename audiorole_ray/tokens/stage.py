@@ -9,8 +9,9 @@ An item is one shard and the clip keys ``dialogues.parquet`` expects in it::
 Items carry the shard's path, never audio: the worker reads the shard and decodes its FLAC.
 
 - :class:`TokenizeStage` writes the shard's tokens as one Parquet file, ``shards/<id>.parquet``
-  (one row per clip, see :mod:`audiorole_ray.tokens.shards`) under the tokens folder; clips that
-  fail are in its marker's payload.
+  (one row per clip, see :mod:`audiorole_ray.tokens.shards`) under the tokens folder. Clips that
+  fail (a cut shard fails the clips from the cut on) are in the result's payload, keep the tokens
+  an earlier run wrote for them, and leave the shard without a marker, so a re-run redoes it.
 - :class:`EncodeStage` writes pooled encoder frames of the chosen clips to ``fit-frames/<id>.npz``,
   for fitting the whisper-units codebook.
 """
@@ -26,13 +27,14 @@ from typing import Any
 import numpy as np
 
 from audiorole_ray import registry
-from audiorole_ray.corpus.reader import iter_shard_clips
+from audiorole_ray.corpus.shards import read_shard_partial
+from audiorole_ray.io.audio import decode_bytes
 from audiorole_ray.io.storage import join, write_bytes
 from audiorole_ray.pipeline.runner import fingerprint
 from audiorole_ray.pipeline.stage import Output, Stage, resolve_device
 from audiorole_ray.resample import resample
 from audiorole_ray.tokens.base import SAMPLE_RATE
-from audiorole_ray.tokens.shards import write_tokens
+from audiorole_ray.tokens.shards import read_token_rows, write_tokens
 
 SHARDS = "shards"  # token files, under the tokens folder
 FIT_FRAMES = "fit-frames"  # encoder frames the codebook is fitted on
@@ -54,32 +56,26 @@ def frames_file(item_id: str) -> str:
 
 def read_clips(corpus: str, audio_path: str, keys: list[str]) -> tuple[list[tuple[str, np.ndarray, float]], dict[str, str]]:
     """(key, 16 kHz audio, stored seconds) of the clips in key order, and {key: why not} for the
-    clips that are missing or do not decode."""
-    want = set(keys)
+    clips that are missing, do not decode, or lie at or after the cut of a damaged shard (the
+    clips before the cut are read). A missing shard raises FileNotFoundError naming it."""
+    uri = join(corpus, audio_path)
+    try:
+        samples, damage = read_shard_partial(uri)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"the shard {uri} is missing") from exc
     got, failed = [], {}
-
-    def take(key, audio, rate):
+    for key in sorted(set(keys)):
+        flac = samples.get(key, {}).get("flac")
+        if flac is None:
+            failed[key] = f"not read: {damage}" if damage else f"no clip {key!r} in {audio_path}"
+            continue
         try:
+            audio, rate = decode_bytes(flac)
             if audio.size == 0:
                 raise ValueError("empty clip (0 samples)")
             got.append((key, resample(audio, rate, SAMPLE_RATE), audio.size / rate))
         except Exception as exc:  # noqa: BLE001 - one bad clip is recorded, the shard goes on
             failed[key] = f"{type(exc).__name__}: {exc}"
-
-    try:
-        for key, audio, rate, _ in iter_shard_clips(corpus, audio_path, want):
-            take(key, audio, rate)
-    except Exception:  # noqa: BLE001 - a clip that does not decode stops the shard's iterator:
-        # go on key by key (each re-reads the shard: only on this rare path) to name the culprit
-        for key in sorted(want - {k for k, _, _ in got} - set(failed)):
-            try:
-                for k, audio, rate, _ in iter_shard_clips(corpus, audio_path, {key}):
-                    take(k, audio, rate)
-            except Exception as exc:  # noqa: BLE001 - recorded with its reason
-                failed[key] = f"{type(exc).__name__}: {exc}"
-    for key in sorted(want - {k for k, _, _ in got} - set(failed)):
-        failed[key] = f"no clip {key!r} in {audio_path}"
-    got.sort(key=lambda g: g[0])
     return got, failed
 
 
@@ -118,12 +114,17 @@ class TokenizeStage(Stage):
         rate = float(self._backend.frame_rate)
         rows = [{"audio_key": k, "audio_path": item["audio_path"], "tokens": tokens[k], "frame_rate": rate,
                  "n_tokens": len(tokens[k]), "duration": dur} for k, _, dur in clips if k in tokens]
-        rel = tokens_file(item["id"])
-        size = write_tokens(join(self.output_uri, rel), rows, fingerprint(self.settings()))
+        rel, settings = tokens_file(item["id"]), fingerprint(self.settings())
+        kept = []
+        if failed:  # the clips that failed now keep the tokens an earlier run made with these settings
+            kept = [r for r in read_token_rows(join(self.output_uri, rel), settings)
+                    if r["audio_key"] in failed and r["audio_path"] == item["audio_path"]]
+            rows = sorted(rows + kept, key=lambda r: r["audio_key"])
+        size = write_tokens(join(self.output_uri, rel), rows, settings)
         audio_s = sum(c.size for _, c, _ in clips) / SAMPLE_RATE
-        payload = {"clips": len(rows), "tokens": sum(r["n_tokens"] for r in rows), "failed": failed,
-                   "cpu_s": round(time.process_time() - cpu, 3)}
-        return Output(payload, audio_s=audio_s, outputs={rel: size})
+        payload = {"clips": len(rows) - len(kept), "tokens": sum(r["n_tokens"] for r in rows), "failed": failed,
+                   "kept": sorted(r["audio_key"] for r in kept), "cpu_s": round(time.process_time() - cpu, 3)}
+        return Output(payload, audio_s=audio_s, outputs={rel: size}, complete=not failed)
 
     @property
     def output_uri(self) -> str:
@@ -184,4 +185,5 @@ class EncodeStage(Stage):
         rel = frames_file(item["id"])
         size = write_bytes(join(self.output_uri, rel), buf.getvalue())
         payload = {"clips": len(frames), "frames": int(sum(len(f) for f in frames.values())), "failed": failed}
-        return Output(payload, audio_s=sum(c.size for _, c, _ in clips) / SAMPLE_RATE, outputs={rel: size})
+        return Output(payload, audio_s=sum(c.size for _, c, _ in clips) / SAMPLE_RATE, outputs={rel: size},
+                      complete=not failed)

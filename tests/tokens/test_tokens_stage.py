@@ -2,6 +2,8 @@
 selection, one shard's token file, bad and missing clips, a clip the model rejects."""
 import io
 import json
+import shutil
+import tarfile
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -71,7 +73,8 @@ def test_shard_to_parquet(tiny_corpus, units_codebook, tmp_path):
         assert r.duration == pytest.approx(rows.loc[r.audio_key, "duration"], abs=1e-3)
         assert all(0 <= t < 16 for t in r.tokens)
     cpu = out.payload.pop("cpu_s")
-    assert out.payload == {"clips": 4, "tokens": int(df.n_tokens.sum()), "failed": {}} and cpu > 0
+    assert out.payload == {"clips": 4, "tokens": int(df.n_tokens.sum()), "failed": {}, "kept": []} and cpu > 0
+    assert out.complete
     assert out.audio_s == pytest.approx(rows.loc[df.audio_key, "duration"].sum(), abs=1e-2)
     assert table.schema.metadata[SETTINGS_KEY]
     # the same shard again: the same file
@@ -90,6 +93,7 @@ def test_bad_and_missing_clips_are_recorded(units_codebook, tmp_path):
     assert "no clip" in failed["sitcom-ep01-s0000-u004"] and "no clip" not in failed["sitcom-ep01-s0000-u002"]
     df = pq.read_table(tmp_path / "tok/shards/sitcom/ep01.parquet").to_pandas()
     assert list(df.audio_key) == ["sitcom-ep01-s0000-u000"] and out.payload["clips"] == 1
+    assert not out.complete  # no marker: the next run tries the shard again
 
 
 def test_unreadable_shard_lists_every_clip(units_codebook, tmp_path):
@@ -99,6 +103,27 @@ def test_unreadable_shard_lists_every_clip(units_codebook, tmp_path):
     item = _item(corpus, 1)
     out = _stage(corpus, tmp_path / "tok", units_codebook).process_item(item)
     assert set(out.payload["failed"]) == set(json.loads(item["keys"])) and out.payload["clips"] == 0
+    assert all("ep02.tar is cut or damaged" in why for why in out.payload["failed"].values()) and not out.complete
+
+
+@pytest.mark.parametrize("where", ["header", "data"])
+def test_cut_shard_keeps_the_clips_before_the_cut(tiny_corpus, units_codebook, tmp_path, where):
+    """Cut on a member's header boundary (tarfile would end quietly there) or inside its data:
+    the clips before it are tokenized, it and the ones after fail naming the shard."""
+    corpus = tmp_path / "corpus"
+    shutil.copytree(tiny_corpus, corpus, ignore=shutil.ignore_patterns("tokens"))
+    shard = corpus / "audio" / "sitcom" / "ep02.tar"
+    with tarfile.open(shard) as tar:
+        third = [m for m in tar.getmembers() if m.name.endswith(".flac")][2]
+    shard.write_bytes(shard.read_bytes()[: third.offset if where == "header" else third.offset_data + 100])
+    item = _item(corpus, 1)
+    keys = json.loads(item["keys"])
+    out = _stage(corpus, tmp_path / "tok", units_codebook).process_item(item)
+    cut = third.name.split(".")[0]
+    assert set(out.payload["failed"]) == {k for k in keys if k >= cut} and out.payload["clips"] == 2 and not out.complete
+    assert all(f"{shard} is cut or damaged" in why for why in out.payload["failed"].values())
+    df = pq.read_table(tmp_path / "tok/shards/sitcom/ep02.parquet").to_pandas()
+    assert list(df.audio_key) == [k for k in keys if k < cut]
 
 
 def test_a_clip_the_tokenizer_rejects_fails_alone(tiny_corpus, units_codebook, tmp_path, monkeypatch):
