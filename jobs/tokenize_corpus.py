@@ -12,8 +12,9 @@ same command resumes per shard.
 
 A missing or damaged shard fails only the clips it cannot give (a truncated tar: from the cut
 on), each listed in errors.parquet; those clips keep the tokens an earlier run wrote for them,
-and the shard is redone by the next run. Exit code 0 when clips were tokenized (failed ones are
-counted in the summary), 1 when none was, 2 when the job refused to start.
+and the shard is redone by the next run. Exit code 0 when every clip was tokenized, 1 when any
+failed (the rest is written; unlike raw episodes, a clip of a built corpus that cannot be read
+means the corpus is damaged), 2 when the job refused to start.
 
 whisper-units (the default; offline) is a k-means unit tokenizer over Whisper tiny.en encoder
 frames, for exercising and sizing the pipeline: its codes are not GLM-4-Voice's. Its codebook is
@@ -85,8 +86,8 @@ def main(argv=None) -> int:
         finally:
             ray.shutdown()
     print(format_summary(summary))
-    # as build_corpus: failed clips are listed and the rest is written (0); 1 when no clip was tokenized
-    return 1 if summary["tokenized"] == 0 else 0
+    # failed clips are listed and the rest is written, but a damaged corpus is not a success
+    return 1 if summary["errors"] else 0
 
 
 def format_summary(s: dict) -> str:

@@ -257,7 +257,7 @@ def test_cli_counts_failed_clips_and_leaves_no_empty_state(corpus, units_codeboo
     assert cli.run_main(mod.main, argv) == 2 and not (out / "_state").exists()
     monkeypatch.setattr(mod, "init_ray", lambda *_, **__: None)
     (corpus / "audio" / "sitcom" / "ep01.tar").unlink()
-    assert cli.run_main(mod.main, argv) == 0  # as build_corpus: the rest is written, the failures counted
+    assert cli.run_main(mod.main, argv) == 1  # the rest is written, the failures counted and not a success
     n = len(shard_keys(corpus))
     text = capsys.readouterr().out
     assert f"clips {8 - n}/8 tokenized, {n} failed (listed in {out}/errors.parquet)" in text
