@@ -30,6 +30,15 @@ DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 NO_KEY = "no-key"
 
 
+class ChatError(RuntimeError):
+    """A request that failed for good. The message is redacted; ``status`` is the HTTP status,
+    None when no answer came (refused connection, timeout)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
 @dataclass
 class JudgeResult:
     score: int | None
@@ -52,6 +61,31 @@ def parse_score(text: str | None, low: int, high: int) -> int | None:
 
 def api_key(env_name: str = DEFAULT_KEY_ENV) -> str:
     return os.environ.get(env_name) or NO_KEY
+
+
+def resolve_api_url(given: str | None) -> tuple[str, str]:
+    """The endpoint of ``openai:`` systems and where it came from: ``--api-url`` if given, else
+    ``OPENAI_BASE_URL``, else the ``openai`` client's own default. Resolved once in the driver, so
+    Ray workers (whose environment may differ) send the key to the same host."""
+    if given:
+        return given, "--api-url"
+    if os.environ.get("OPENAI_BASE_URL"):
+        return os.environ["OPENAI_BASE_URL"], "OPENAI_BASE_URL"
+    openai = require("openai", "openai", "LLM judges and API systems")
+    return str(openai.OpenAI(api_key=NO_KEY, max_retries=0).base_url).rstrip("/"), "the openai client's default"
+
+
+def key_env(given: str | None, flag: str) -> str:
+    """The variable a key is read from: a variable named on the command line must be set (the
+    user meant a key); the default one may be unset, for local servers that want none."""
+    if given and not os.environ.get(given):
+        raise ConfigError(f"{flag} {given}: that environment variable is not set; export it, or leave {flag} out")
+    return given or DEFAULT_KEY_ENV
+
+
+def key_note(env_name: str) -> str:
+    """Where a key comes from, for printing: the variable's name and whether it is set, never its value."""
+    return f"key from ${env_name}" + ("" if os.environ.get(env_name) else " (not set)")
 
 
 def redact(text: str, secret: str | None) -> str:
@@ -130,7 +164,11 @@ class ChatClient:
 
     def create(self, messages: list[dict], **kwargs):
         """One chat completion, retried on rate limits and transient failures.
-        Returns (response, attempts); raises the last error, redacted, as RuntimeError."""
+        Returns (response, attempts); raises the last error, redacted, as :class:`ChatError`."""
+        return self.request(lambda c: c.chat.completions.create(model=self.model, messages=messages, **kwargs))
+
+    def request(self, call):
+        """``call(client)`` with this endpoint's retries and gate; returns (result, attempts)."""
         import openai
 
         retryable = (openai.RateLimitError, openai.APITimeoutError, openai.APIConnectionError, openai.InternalServerError)
@@ -139,13 +177,14 @@ class ChatClient:
             attempts += 1
             try:
                 with self._gate:
-                    return self.client.chat.completions.create(model=self.model, messages=messages, **kwargs), attempts
+                    return call(self.client), attempts
             except retryable as exc:
                 if attempts > self.max_retries:
-                    raise RuntimeError(self.redact(f"{type(exc).__name__} after {attempts} attempts: {exc}")) from None
+                    raise ChatError(self.redact(f"{type(exc).__name__} after {attempts} attempts: {exc}"),
+                                    getattr(exc, "status_code", None)) from None
                 time.sleep(self._delay(exc, attempts))
             except openai.OpenAIError as exc:
-                raise RuntimeError(self.redact(f"{type(exc).__name__}: {exc}")) from None
+                raise ChatError(self.redact(f"{type(exc).__name__}: {exc}"), getattr(exc, "status_code", None)) from None
 
     def _delay(self, exc, attempt: int) -> float:
         retry_after = None
