@@ -123,9 +123,12 @@ def test_bad_options_exit_2_before_work(tmp_path):
     for extra, msg in [(["--system", "x=bogus"], "SPEC must be one of"),
                        (["--system", "reference", "--system", "reference"], "share a name"),
                        (["--system", "m=responses:/nonexistent"], "does not exist"),
-                       (["--system", "reference", "--judge-url", "http://127.0.0.1:9/v1"], "both the URL and the model")]:
+                       (["--system", "reference", "--judge-url", "http://127.0.0.1:9/v1"], "both the URL and the model"),
+                       (["--system", "reference", "--character", "nobody"], "no dialogues of ['nobody']"),
+                       (["--system", "g=openai:m", "--api-url", "http://127.0.0.1:9/v1"], "cannot be reached")]:
         proc = subprocess.run(base + extra, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2 and proc.stderr.startswith("error: ") and msg in proc.stderr, proc.stderr
+        assert not (tmp_path / "e").exists()  # refused before the output (or an empty _state/) was made
     proc = subprocess.run([sys.executable, str(ROOT / "jobs" / "evaluate.py"), "--corpus", str(tmp_path), "--output",
                            str(tmp_path / "e"), "--system", "reference"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "not a corpus" in proc.stderr
