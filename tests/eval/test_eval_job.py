@@ -64,6 +64,10 @@ def test_evaluate_job_with_every_local_system_kind(tmp_path):
         # the key was used: every request carried it
         auth = {k.lower(): v for k, v in requests[0]["headers"].items()}["authorization"]
         assert auth == f"Bearer {SENTINEL}"
+        # the system's endpoint was printed and checked (a free GET) before any work
+        assert f"endpoint of system gpt (openai:fake-audio-model): {srv.url} (from --api-url)" in proc.stdout
+        assert (requests[0]["method"], requests[0]["path"]) == ("GET", "/v1/models/fake-audio-model")
+        requests = [r for r in requests if r["method"] == "POST"]
         # the openai system got the Table 5 prompt and the input audio, asked for alloy's voice
         gen = [r["body"] for r in requests if "audio" in (r["body"].get("modalities") or [])]
         assert len(gen) == 3 and gen[0]["audio"]["voice"] == "alloy"
