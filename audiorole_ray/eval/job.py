@@ -30,15 +30,21 @@ def is_plumbing(model: str) -> bool:
     return any(p in model.lower() for p in PLUMBING_JUDGES)
 
 
-# a probe is one small request: it should fail in seconds, not after a generation's timeout
-PROBE_TIMEOUT_S = 20.0
+# a probe is one small request: a host that does not take the connection fails it in seconds; a
+# local server may still be loading its model, so the answer itself gets longer
+PROBE_CONNECT_S = 5.0
+PROBE_TIMEOUT_S = 30.0
 OUT_OF_SCOPE = "out_of_scope"  # an item's status when its system does not answer its character
 
 
-def _probe_chat(url: str, model: str, key_env: str, retries: int = 1):
-    from audiorole_ray.eval.judge import ChatClient
+def _probe_chat(cfg: dict, model: str, retries: int = 1, timeout_s: float = PROBE_TIMEOUT_S):
+    """A client for one probe of the endpoint ``cfg`` describes (a judge's or the systems' settings)."""
+    from audiorole_ray.eval.judge import DEFAULT_KEY_ENV, ChatClient
 
-    return ChatClient(url, model, api_key_env=key_env, timeout_s=PROBE_TIMEOUT_S, max_retries=retries, backoff_s=0.5)
+    # the same concurrency as the pass's clients: in one process they share the endpoint's gate
+    return ChatClient(cfg["url"], model, api_key_env=cfg.get("api_key_env") or cfg.get("key_env") or DEFAULT_KEY_ENV,
+                      timeout_s=timeout_s, max_retries=retries, backoff_s=0.5, connect_timeout_s=PROBE_CONNECT_S,
+                      concurrency=cfg.get("concurrency", 4))
 
 
 def _api_systems(settings: EvalSettings) -> list[dict]:
@@ -66,18 +72,18 @@ def endpoint_lines(settings: EvalSettings) -> list[str]:
 def preflight(settings: EvalSettings) -> dict:
     """Checks before any work, one small request each: every ``openai:`` system's endpoint answers,
     takes the key and knows the model; the judges answer; the audio judge hears audio. Raises
-    ConfigError in seconds (a refused connection is tried twice, not per item for minutes)."""
-    from audiorole_ray.eval.judge import DEFAULT_KEY_ENV, ChatError, text_part
+    ConfigError in seconds (a refused connection is retried once or twice, not per item for minutes)."""
+    from audiorole_ray.eval.judge import ChatError, text_part
     from audiorole_ray.eval.probe import endpoint_problem, require_audio, require_endpoint
 
     facts = {}
     api = settings.api
     for s in _api_systems(settings):
-        chat = _probe_chat(api["url"], s["arg"], api.get("key_env", DEFAULT_KEY_ENV))
+        chat = _probe_chat(api, s["arg"])
         facts[f"system {s['name']}"] = require_endpoint(chat, f"system {s['name']} (openai:{s['arg']})")
     if settings.text_judge:
         cfg = settings.text_judge
-        chat = _probe_chat(cfg["url"], cfg["model"], cfg.get("api_key_env", DEFAULT_KEY_ENV), retries=2)
+        chat = _probe_chat(cfg, cfg["model"], 2, cfg.get("timeout_s", 120.0))
         try:
             chat.create([{"role": "user", "content": [text_part("Reply with the number 1.")]}], temperature=0, max_tokens=4)
         except ChatError as exc:
@@ -85,7 +91,7 @@ def preflight(settings: EvalSettings) -> dict:
         facts["text_judge"] = "answers"
     if settings.audio_judge:
         cfg = settings.audio_judge
-        chat = _probe_chat(cfg["url"], cfg["model"], cfg.get("api_key_env", DEFAULT_KEY_ENV), retries=2)
+        chat = _probe_chat(cfg, cfg["model"], 2, cfg.get("timeout_s", 120.0))
         res = require_audio(chat)
         facts["audio_judge_probe"] = {"recalls": res.recalls}
     return facts

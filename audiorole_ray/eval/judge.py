@@ -124,13 +124,15 @@ class ChatClient:
     _gates_lock = threading.Lock()
 
     def __init__(self, url: str, model: str, api_key_env: str = DEFAULT_KEY_ENV, timeout_s: float = 120.0,
-                 max_retries: int = 6, backoff_s: float = 1.0, max_backoff_s: float = 60.0, concurrency: int = 4):
+                 max_retries: int = 6, backoff_s: float = 1.0, max_backoff_s: float = 60.0, concurrency: int = 4,
+                 connect_timeout_s: float | None = None):
         if not url or not model:
             raise ConfigError("a judge or API system needs both an endpoint URL and a model name")
         if concurrency < 1:
             raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
         self.url, self.model, self.api_key_env = url, model, api_key_env
         self.timeout_s, self.max_retries = timeout_s, max_retries
+        self.connect_timeout_s = connect_timeout_s  # None: timeout_s for connecting too
         self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
         self.concurrency = concurrency
         self._client = None
@@ -153,7 +155,8 @@ class ChatClient:
         if self._client is None:
             openai = require("openai", "openai", "LLM judges and API systems")
             # retries are ours (counted, with Retry-After), so the client's own are off
-            self._client = openai.OpenAI(base_url=self.url, api_key=api_key(self.api_key_env), timeout=self.timeout_s, max_retries=0)
+            timeout = openai.Timeout(self.timeout_s, connect=self.connect_timeout_s) if self.connect_timeout_s else self.timeout_s
+            self._client = openai.OpenAI(base_url=self.url, api_key=api_key(self.api_key_env), timeout=timeout, max_retries=0)
         return self._client
 
     def describe(self) -> dict:
