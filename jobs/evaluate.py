@@ -152,7 +152,7 @@ def main(argv=None) -> int:
     for line in endpoint_lines(settings):
         print(line, flush=True)
     preflight(settings)
-    if not args.local:
+    if not args.local:  # its check that the cluster can hold a worker comes before the output is touched too
         init_ray(args, env, cpus=args.cpus_per_worker, gpus=args.gpus_per_worker)
     try:
         check_writable(args.output)

@@ -12,7 +12,7 @@ from audiorole_ray import registry
 from audiorole_ray.errors import ConfigError
 from audiorole_ray.eval.items import characters_of, exchange_items
 from audiorole_ray.eval.references import build_reference
-from audiorole_ray.eval.report import write_report
+from audiorole_ray.eval.report import OUT_OF_SCOPE, write_report
 from audiorole_ray.eval.stage import IDENTITY, EvalSettings, EvalStage
 from audiorole_ray.eval.systems import GENERATING, answers_version
 from audiorole_ray.io.storage import join, write_bytes, write_json
@@ -34,7 +34,6 @@ def is_plumbing(model: str) -> bool:
 # local server may still be loading its model, so the answer itself gets longer
 PROBE_CONNECT_S = 5.0
 PROBE_TIMEOUT_S = 30.0
-OUT_OF_SCOPE = "out_of_scope"  # an item's status when its system does not answer its character
 
 
 def _probe_chat(cfg: dict, model: str, retries: int = 1, timeout_s: float = PROBE_TIMEOUT_S):

@@ -20,7 +20,7 @@ from audiorole_ray.io.storage import join, write_text
 ASPECTS = {"AQ": ["aq", "distillmos"], "CQ": ["cq", "intelligibility"], "AP": ["ap"], "CP": ["cp", "style_sim"]}
 SHORT = {"aq": "AQ", "distillmos": "DMOS*", "cq": "CQ", "intelligibility": "Intell*", "ap": "AP", "cp": "CP", "style_sim": "Style*"}
 ORDER = [m for ms in ASPECTS.values() for m in ms]
-OUT_OF_SCOPE = "out_of_scope"
+OUT_OF_SCOPE = "out_of_scope"  # an item's status when its system does not answer its character
 
 log = logging.getLogger(__name__)
 

@@ -52,7 +52,6 @@ class SystemSpec:
     arg: str = ""
     options: dict = field(default_factory=dict)
     version: str = ""  # what generated answers come from (see answers_version); names their folder
-    scope: str = ""  # the one character whose turns it answers; "" for every character
 
     @property
     def spec(self) -> str:

@@ -161,3 +161,17 @@ def test_a_server_without_the_models_route_is_asked_with_one_token(monkeypatch):
         assert preflight(settings(srv.url)) == {"system gpt": "answers (refused the text-only probe)"}
     with FakeOpenAI(["1"], models=[MODEL]) as srv:  # OpenAI: the free GET is enough
         assert preflight(settings(srv.url)) == {"system gpt": "model listed"} and len(srv.requests) == 1
+
+
+def test_runs_without_an_openai_system_keep_their_item_hashes(corpus, tmp_path, monkeypatch):
+    """No endpoint is resolved without an openai: system, and its items hash what they hashed before
+    endpoints were resolved (the old --api-url default): an earlier output resumes, whatever
+    OPENAI_BASE_URL says, instead of paying its judges again."""
+    from audiorole_ray.eval.job import endpoint_lines
+    from audiorole_ray.eval.stage import EvalStage
+
+    job = evaluate_job()
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1")
+    settings = job.make_settings(job.parse_args(args(corpus, tmp_path / "e")))
+    assert "url" not in settings.api and endpoint_lines(settings) == []
+    assert EvalStage(config=settings).settings()["api"] == {"url": "https://api.openai.com/v1", "voice": "alloy"}
