@@ -9,8 +9,11 @@
 One Ray Data pass over every (A, B) exchange of the test split's dialogues of every target
 character, per system. Writes EVAL/items.parquet (one row per system and exchange),
 EVAL/report.md + report.json (the paper's Table 3 layout) and EVAL/report.png.
-API keys are read from the environment (OPENAI_API_KEY unless --api-key-env / --judge-key-env
-name another variable); they are never printed or written.
+An arp:MODEL system answers only its model's character's turns (add ,all-characters=true to the
+--system to ask it for the others). openai:MODEL systems send to --api-url if given, else
+OPENAI_BASE_URL, else the openai client's default; the job prints each endpoint and checks each
+with one small request before any work. API keys are read from the environment (OPENAI_API_KEY
+unless --api-key-env / --judge-key-env name another variable); they are never printed or written.
 """
 from __future__ import annotations
 
@@ -28,8 +31,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--corpus", required=True, help="a corpus built by jobs/build_corpus.py (folder or s3://)")
     p.add_argument("--output", required=True, help="where items.parquet and the report go")
-    p.add_argument("--system", action="append", default=[], metavar="NAME=SPEC", required=True,
-                   help="a system to score (repeatable): reference, copy-input, responses:DIR, openai:MODEL, arp:MODEL")
+    p.add_argument("--system", action="append", default=[], metavar="NAME=SPEC[,key=value]", required=True,
+                   help="a system to score (repeatable): reference, copy-input, responses:DIR, openai:MODEL, arp:MODEL; "
+                        "arp: answers only its own character's turns unless given ,all-characters=true")
     p.add_argument("--character", action="append", default=[], help="only these target characters (default: all)")
     p.add_argument("--language", action="append", default=[], metavar="SERIES=LANG",
                    help="language of a series' answers for the transcripts (default en; tiny.en needs en)")
@@ -47,14 +51,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     g = p.add_argument_group("judges (any OpenAI-compatible endpoint)")
     g.add_argument("--judge-url", help="CQ text judge endpoint, e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1")
     g.add_argument("--judge-model", help="CQ text judge model name (paper: gpt-4o)")
-    g.add_argument("--judge-key-env", default="OPENAI_API_KEY", help="environment variable holding the judges' API key")
+    g.add_argument("--judge-key-env", help="environment variable holding the judges' API key (default OPENAI_API_KEY; "
+                   "one named here must be set)")
     g.add_argument("--audio-judge-url", help="CP audio judge endpoint (must accept input_audio)")
     g.add_argument("--audio-judge-model", help="CP audio judge model (paper: gpt-4o-audio-preview)")
     g.add_argument("--judge-concurrency", type=int, default=4, help="requests in flight per judge and worker (default 4)")
     g.add_argument("--judge-timeout", type=float, default=120.0, help="seconds per judge request (default 120)")
     g = p.add_argument_group("openai:MODEL systems")
-    g.add_argument("--api-url", default="https://api.openai.com/v1", help="endpoint of openai:MODEL systems")
-    g.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding its API key")
+    g.add_argument("--api-url", help="endpoint of openai:MODEL systems (default: OPENAI_BASE_URL, else the openai client's "
+                   "default, https://api.openai.com/v1)")
+    g.add_argument("--api-key-env", help="environment variable holding its API key (default OPENAI_API_KEY; one named here "
+                   "must be set)")
     g.add_argument("--voice", default="alloy", help="voice of openai:MODEL answers (paper: the default, alloy)")
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto: cuda when workers reserve a GPU (default auto)")
     p.add_argument("--limit", type=int, help="score only the first N exchanges (a quick look)")
@@ -65,6 +72,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def make_settings(args):
     from audiorole_ray.errors import ConfigError
+    from audiorole_ray.eval.judge import key_env, resolve_api_url
     from audiorole_ray.eval.stage import EvalSettings
     from audiorole_ray.eval.systems import check_names, parse_system
     from audiorole_ray.corpus.reader import read_dialogues
@@ -89,60 +97,76 @@ def make_settings(args):
             raise ConfigError(f"{flag}: give both the URL and the model, or neither")
         if not url:
             return None
-        return {"url": url, "model": model, "api_key_env": args.judge_key_env, "concurrency": args.judge_concurrency,
-                "timeout_s": args.judge_timeout}
+        return {"url": url, "model": model, "api_key_env": key_env(args.judge_key_env, "--judge-key-env"),
+                "concurrency": args.judge_concurrency, "timeout_s": args.judge_timeout}
+
+    api = {"voice": args.voice, "concurrency": args.judge_concurrency, "device": resolve_device(args.device, args.gpus_per_worker)}
+    if any(s.kind == "openai" for s in systems):  # resolved here, in the driver: workers get the same endpoint
+        url, url_from = resolve_api_url(args.api_url)
+        api.update(url=url, url_from=url_from, key_env=key_env(args.api_key_env, "--api-key-env"))
 
     return EvalSettings(
-        corpus=args.corpus, output=args.output, systems=[{"name": s.name, "kind": s.kind, "arg": s.arg} for s in systems],
+        corpus=args.corpus, output=args.output,
+        systems=[{"name": s.name, "kind": s.kind, "arg": s.arg, **({"options": s.options} if s.options else {})} for s in systems],
         aq=args.aq, aq_model=args.aq_model, ap=args.ap, ap_model=args.ap_model, asr_model=args.asr_model,
         cp_standin=not args.no_style,
         text_judge=judge(args.judge_url, args.judge_model, "--judge-url/--judge-model"),
         audio_judge=judge(args.audio_judge_url, args.audio_judge_model, "--audio-judge-url/--audio-judge-model"),
-        names=names, languages=languages, api={"url": args.api_url, "key_env": args.api_key_env, "voice": args.voice,
-                          "concurrency": args.judge_concurrency,
-                          "device": resolve_device(args.device, args.gpus_per_worker)},
+        names=names, languages=languages, api=api,
         device=resolve_device(args.device, args.gpus_per_worker),
     )
 
 
 def format_summary(summary: dict) -> str:
+    """The run in a few lines; every count is one of items.parquet's, every file one written."""
     from audiorole_ray.eval.report import markdown
 
     run = summary
+    scope = f", {run['out_of_scope']} out of scope (not asked)" if run["out_of_scope"] else ""
+    failed = {m: n for m, n in run["metric_errors"].items() if n}
+    per_metric = ", ".join(f"{m} {n}" for m, n in failed.items()) or "none"
     lines = [markdown(summary["report"]).rstrip(), "",
-             f"items {run['items']} exchanges x {len(run['systems'])} systems = {run['rows']} rows, errors {run['errors']}",
+             f"items {run['items']} exchanges x {len(run['systems'])} systems = {run['rows']} rows: {run['asked']} asked{scope}; "
+             f"errors {run['errors']} (no answer)",
+             f"metric errors (of {run['answered']} answered rows): {per_metric}",
              f"resumed {run['resumed']} rows from an earlier run; wall: references {run['wall_s']['references']} s, "
              f"pass {run['wall_s']['pass']} s, total {run['wall_s']['total']} s",
-             f"written: {run['output']}/items.parquet, report.md, report.json, report.png"]
+             f"written: {run['output']}/" + ", ".join(run["files"])]
+    if run.get("figure_error"):
+        lines.append(f"no report.png: {run['figure_error']}")
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     from audiorole_ray.cli import apply_common_args, init_ray
-    from audiorole_ray.eval.job import preflight, run
+    from audiorole_ray.eval.job import endpoint_lines, plan, preflight, run
     from audiorole_ray.io.storage import check_writable
     from audiorole_ray.pipeline.lock import OutputLock
 
     env = apply_common_args(args)
-    # everything that can be checked is checked before Ray starts
+    # everything that can be checked is checked before Ray starts and before the output is touched:
+    # a run refused here leaves no trace
     settings = make_settings(args)
+    planned = plan(settings, args.character or None, args.limit)
+    for line in endpoint_lines(settings):
+        print(line, flush=True)
     preflight(settings)
-    check_writable(args.output)
-    with OutputLock(args.output):
+    if not args.local:  # its check that the cluster can hold a worker comes before the output is touched too
+        init_ray(args, env, cpus=args.cpus_per_worker, gpus=args.gpus_per_worker)
+    try:
+        check_writable(args.output)
+        with OutputLock(args.output):
+            summary = run(settings, workers=args.workers, cpus_per_worker=args.cpus_per_worker,
+                          gpus_per_worker=args.gpus_per_worker, max_reference_clips=args.reference_clips,
+                          local=args.local, planned=planned)
+    finally:
         if not args.local:
-            init_ray(args, env, cpus=args.cpus_per_worker, gpus=args.gpus_per_worker)
-        try:
-            summary = run(settings, characters=args.character or None, workers=args.workers,
-                          cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
-                          max_reference_clips=args.reference_clips, limit=args.limit, local=args.local)
-        finally:
-            if not args.local:
-                import ray
+            import ray
 
-                ray.shutdown()
+            ray.shutdown()
     print(format_summary(summary))
-    return 0 if summary["rows"] > summary["errors"] else 1
+    return 0 if summary["answered"] else 1
 
 
 if __name__ == "__main__":

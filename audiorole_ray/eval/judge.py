@@ -30,6 +30,15 @@ DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 NO_KEY = "no-key"
 
 
+class ChatError(RuntimeError):
+    """A request that failed for good. The message is redacted; ``status`` is the HTTP status,
+    None when no answer came (refused connection, timeout)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
 @dataclass
 class JudgeResult:
     score: int | None
@@ -52,6 +61,31 @@ def parse_score(text: str | None, low: int, high: int) -> int | None:
 
 def api_key(env_name: str = DEFAULT_KEY_ENV) -> str:
     return os.environ.get(env_name) or NO_KEY
+
+
+def resolve_api_url(given: str | None) -> tuple[str, str]:
+    """The endpoint of ``openai:`` systems and where it came from: ``--api-url`` if given, else
+    ``OPENAI_BASE_URL``, else the ``openai`` client's own default. Resolved once in the driver, so
+    Ray workers (whose environment may differ) send the key to the same host."""
+    if given:
+        return given, "--api-url"
+    if os.environ.get("OPENAI_BASE_URL"):
+        return os.environ["OPENAI_BASE_URL"], "OPENAI_BASE_URL"
+    openai = require("openai", "openai", "LLM judges and API systems")
+    return str(openai.OpenAI(api_key=NO_KEY, max_retries=0).base_url).rstrip("/"), "the openai client's default"
+
+
+def key_env(given: str | None, flag: str) -> str:
+    """The variable a key is read from: a variable named on the command line must be set (the
+    user meant a key); the default one may be unset, for local servers that want none."""
+    if given and not os.environ.get(given):
+        raise ConfigError(f"{flag} {given}: that environment variable is not set; export it, or leave {flag} out")
+    return given or DEFAULT_KEY_ENV
+
+
+def key_note(env_name: str) -> str:
+    """Where a key comes from, for printing: the variable's name and whether it is set, never its value."""
+    return f"key from ${env_name}" + ("" if os.environ.get(env_name) else " (not set)")
 
 
 def redact(text: str, secret: str | None) -> str:
@@ -90,13 +124,15 @@ class ChatClient:
     _gates_lock = threading.Lock()
 
     def __init__(self, url: str, model: str, api_key_env: str = DEFAULT_KEY_ENV, timeout_s: float = 120.0,
-                 max_retries: int = 6, backoff_s: float = 1.0, max_backoff_s: float = 60.0, concurrency: int = 4):
+                 max_retries: int = 6, backoff_s: float = 1.0, max_backoff_s: float = 60.0, concurrency: int = 4,
+                 connect_timeout_s: float | None = None):
         if not url or not model:
             raise ConfigError("a judge or API system needs both an endpoint URL and a model name")
         if concurrency < 1:
             raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
         self.url, self.model, self.api_key_env = url, model, api_key_env
         self.timeout_s, self.max_retries = timeout_s, max_retries
+        self.connect_timeout_s = connect_timeout_s  # None: timeout_s for connecting too
         self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
         self.concurrency = concurrency
         self._client = None
@@ -119,7 +155,8 @@ class ChatClient:
         if self._client is None:
             openai = require("openai", "openai", "LLM judges and API systems")
             # retries are ours (counted, with Retry-After), so the client's own are off
-            self._client = openai.OpenAI(base_url=self.url, api_key=api_key(self.api_key_env), timeout=self.timeout_s, max_retries=0)
+            timeout = openai.Timeout(self.timeout_s, connect=self.connect_timeout_s) if self.connect_timeout_s else self.timeout_s
+            self._client = openai.OpenAI(base_url=self.url, api_key=api_key(self.api_key_env), timeout=timeout, max_retries=0)
         return self._client
 
     def describe(self) -> dict:
@@ -130,7 +167,11 @@ class ChatClient:
 
     def create(self, messages: list[dict], **kwargs):
         """One chat completion, retried on rate limits and transient failures.
-        Returns (response, attempts); raises the last error, redacted, as RuntimeError."""
+        Returns (response, attempts); raises the last error, redacted, as :class:`ChatError`."""
+        return self.request(lambda c: c.chat.completions.create(model=self.model, messages=messages, **kwargs))
+
+    def request(self, call):
+        """``call(client)`` with this endpoint's retries and gate; returns (result, attempts)."""
         import openai
 
         retryable = (openai.RateLimitError, openai.APITimeoutError, openai.APIConnectionError, openai.InternalServerError)
@@ -139,13 +180,14 @@ class ChatClient:
             attempts += 1
             try:
                 with self._gate:
-                    return self.client.chat.completions.create(model=self.model, messages=messages, **kwargs), attempts
+                    return call(self.client), attempts
             except retryable as exc:
                 if attempts > self.max_retries:
-                    raise RuntimeError(self.redact(f"{type(exc).__name__} after {attempts} attempts: {exc}")) from None
+                    raise ChatError(self.redact(f"{type(exc).__name__} after {attempts} attempts: {exc}"),
+                                    getattr(exc, "status_code", None)) from None
                 time.sleep(self._delay(exc, attempts))
             except openai.OpenAIError as exc:
-                raise RuntimeError(self.redact(f"{type(exc).__name__}: {exc}")) from None
+                raise ChatError(self.redact(f"{type(exc).__name__}: {exc}"), getattr(exc, "status_code", None)) from None
 
     def _delay(self, exc, attempt: int) -> float:
         retry_after = None

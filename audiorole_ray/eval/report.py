@@ -3,10 +3,13 @@ counts, which backend produced each number, and a figure.
 
 Per cell: the mean over the character's scored items. ``Avg.`` is the mean of the characters'
 means (as the paper averages its six characters); ``n`` columns count the items behind a cell.
+Rows of status ``out_of_scope`` (a system that answers only its own character's turns) are not
+items of their cell: they count as ``out_of_scope``, never in ``items``, ``n`` or a mean.
 """
 from __future__ import annotations
 
 import json
+import logging
 import math
 
 import pandas as pd
@@ -17,6 +20,9 @@ from audiorole_ray.io.storage import join, write_text
 ASPECTS = {"AQ": ["aq", "distillmos"], "CQ": ["cq", "intelligibility"], "AP": ["ap"], "CP": ["cp", "style_sim"]}
 SHORT = {"aq": "AQ", "distillmos": "DMOS*", "cq": "CQ", "intelligibility": "Intell*", "ap": "AP", "cp": "CP", "style_sim": "Style*"}
 ORDER = [m for ms in ASPECTS.values() for m in ms]
+OUT_OF_SCOPE = "out_of_scope"  # an item's status when its system does not answer its character
+
+log = logging.getLogger(__name__)
 
 
 def metric_columns(items: pd.DataFrame) -> list[str]:
@@ -33,7 +39,10 @@ def summarize(items: pd.DataFrame, systems: list[str], backends: dict[str, dict]
         table[c] = {}
         for s in systems:
             sub = items[(items["character"] == c) & (items["system"] == s)]
-            cell = {"items": int(len(sub)), "ok": int((sub.get("status", pd.Series(["ok"] * len(sub))) == "ok").sum())}
+            status = sub["status"] if "status" in sub else pd.Series(["ok"] * len(sub), index=sub.index)
+            outside = status == OUT_OF_SCOPE
+            sub, status = sub[~outside], status[~outside]
+            cell = {"items": int(len(sub)), "ok": int((status == "ok").sum()), "out_of_scope": int(outside.sum())}
             for m in metrics:
                 v = pd.to_numeric(sub[m], errors="coerce").dropna() if m in sub else pd.Series(dtype=float)
                 cell[m] = {"mean": _num(v.mean()) if len(v) else None, "n": int(len(v))}
@@ -82,7 +91,8 @@ def markdown(rep: dict) -> str:
     for c in rep["characters"]:
         for s in systems:
             cell = rep["table"][c][s]
-            lines.append("| " + " | ".join([c, s, str(cell["items"]), str(cell["ok"])] + [str(cell[m]["n"]) for m in metrics]) + " |")
+            items = str(cell["items"]) + (f" ({cell['out_of_scope']} out of scope)" if cell.get("out_of_scope") else "")
+            lines.append("| " + " | ".join([c, s, items, str(cell["ok"])] + [str(cell[m]["n"]) for m in metrics]) + " |")
     lines += ["", "## What produced each number", ""]
     for m, b in rep["backends"].items():
         if m in metrics:
@@ -134,13 +144,32 @@ def figure(rep: dict, path_png: str) -> None:
 
 def write_report(output: str, items: pd.DataFrame, systems: list[str], backends: dict[str, dict], notes: list[str] | None = None,
                  extra: dict | None = None) -> dict:
+    """report.json, report.md and, when there is something to plot and matplotlib can, report.png.
+    ``rep["files"]`` names the files written; a figure that could not be made leaves no stale
+    report.png behind and says why in ``rep["figure_error"]`` and the notes."""
+    from audiorole_ray.io.storage import exists, remove
+
     rep = summarize(items, systems, backends)
     rep["notes"] = list(notes or [])
     rep.update(extra or {})
+    png, files = join(output, "report.png"), ["report.json", "report.md"]
+    if rep["metrics"] and rep["characters"]:
+        try:
+            figure(rep, png)
+            files.append("report.png")
+        except Exception as exc:  # noqa: BLE001 - the figure is a convenience; the tables are the report
+            rep["figure_error"] = f"{type(exc).__name__}: {exc}"
+    else:
+        rep["figure_error"] = "no metric was scored: nothing to plot"
+    if "figure_error" in rep:
+        log.warning("no report.png: %s", rep["figure_error"])
+        rep["notes"].append(f"no figure (report.png): {rep['figure_error']}")
+        if exists(png):  # an earlier run's figure would contradict these tables
+            remove([png])
+    rep["files"] = files
     write_text(join(output, "report.json"), json.dumps(rep, indent=2, sort_keys=True, default=str))
     text = markdown(rep)
-    if rep["metrics"] and rep["characters"]:
-        figure(rep, join(output, "report.png"))
+    if "report.png" in files:
         text += "\n![metrics per system and character](report.png)\n"
     write_text(join(output, "report.md"), text)
     return rep

@@ -192,6 +192,10 @@ def make_asr(model: str | None, device: str):
     return registry.create("asr", "whisper", model=model, device=device, pack=False)
 
 
+# A run without an openai: system resolves no endpoint; its items hash the URL the job used to
+# default to, so outputs made before endpoints were resolved resume instead of paying judges again.
+HASHED_URL = "https://api.openai.com/v1"
+
 # what the pass carries per item (besides id, uri, inputs): references to audio, never audio
 ITEM_FIELDS = ("system", "character", "series", "dialogue_id", "turn_index", "exchange", "a_text", "a_audio_path",
                "a_audio_key", "b_text", "b_audio_path", "b_audio_key", "context")
@@ -212,7 +216,7 @@ class EvalStage(Stage):
         c = self.config
         return {"aq": [c.aq, c.aq_model], "ap": [c.ap, c.ap_model], "asr": c.asr_model, "style": c.cp_standin,
                 "text_judge": _judge_id(c.text_judge), "audio_judge": _judge_id(c.audio_judge), "names": c.names,
-                "languages": c.languages, "api": {k: c.api.get(k) for k in ("url", "voice")}}
+                "languages": c.languages, "api": {"url": c.api.get("url", HASHED_URL), "voice": c.api.get("voice")}}
 
     def setup(self) -> None:
         self._scorer = ItemScorer(self.config)

@@ -13,7 +13,11 @@
   ``EVAL/answers/<NAME>/<VERSION>/<dialogue_id>/<turn_index>.wav`` and reused by a re-run
   (VERSION: :func:`answers_version`, set by the job on a copy of the settings);
 - ``arp:MODEL``: an ARP-Model folder, answered by ``respond.engine.Responder``; its answers are
-  kept the same way.
+  kept the same way. It answers only its own character's turns (the one its ``arp_model.json``
+  names); the other characters' items are not asked (status ``out_of_scope``, n = 0 in the
+  report) unless the system is given ``,all-characters=true``.
+
+Per-system options follow the spec: ``--system NAME=KIND:SPEC,key=value[,key=value]``.
 """
 from __future__ import annotations
 
@@ -35,6 +39,10 @@ from audiorole_ray.wav import wav_bytes
 KINDS = ("reference", "copy-input", "responses", "openai", "arp")
 GENERATING = ("openai", "arp")  # kinds whose answers the pass makes (and keeps, under a version)
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+# trailing ",key=value" pairs; a comma in a path with no "key=" after it stays in the path
+OPTIONS_RE = re.compile(r"(.*?)((?:,[A-Za-z][A-Za-z0-9_-]*=[^,=]*)*)")
+OPTIONS = {"arp": {"all-characters": "true asks the model for every character's turns, not only its own"}}
+TRUE, FALSE = ("true", "yes", "1"), ("false", "no", "0")
 
 
 @dataclass
@@ -51,10 +59,11 @@ class SystemSpec:
 
 
 def parse_system(text: str) -> SystemSpec:
-    """``NAME=SPEC``, or a bare ``reference`` / ``copy-input`` (named after itself)."""
+    """``NAME=SPEC[,key=value...]``, or a bare ``reference`` / ``copy-input`` (named after itself)."""
     name, sep, spec = text.partition("=")
     if not sep:
         name, spec = text, text
+    spec, tail = OPTIONS_RE.fullmatch(spec).groups()
     kind, _, arg = spec.partition(":")
     if not NAME_RE.fullmatch(name):
         raise ConfigError(f"system name {name!r}: use letters, digits and _.+- (it names a folder and a report column)")
@@ -72,7 +81,34 @@ def parse_system(text: str) -> SystemSpec:
         fs, path = url_to_fs(arg)
         if not fs.exists(join(path, "arp_model.json")):
             raise InputError(f"system {name}: {arg!r} is not an ARP-Model folder (no arp_model.json)")
-    return SystemSpec(name, kind, arg)
+    return SystemSpec(name, kind, arg, parse_options(text, kind, tail))
+
+
+def parse_options(text: str, kind: str, tail: str) -> dict:
+    allowed = OPTIONS.get(kind, {})
+    out = {}
+    for pair in filter(None, tail.split(",")):
+        key, _, value = pair.partition("=")
+        if key not in allowed:
+            known = ", ".join(f"{k} ({why})" for k, why in allowed.items()) or "none"
+            raise ConfigError(f"system {text!r}: unknown option {key!r}; options of {kind}: {known}")
+        if value.lower() not in TRUE + FALSE:
+            raise ConfigError(f"system {text!r}: {key} takes true or false, got {value!r}")
+        out[key] = value.lower() in TRUE
+    return out
+
+
+def answer_scope(spec: SystemSpec) -> str:
+    """The character whose turns the system answers, "" for all. An ARP-Model speaks as its own
+    character only (its manifest names it); asking it for another's turns is opted into."""
+    if spec.kind != "arp" or spec.options.get("all-characters"):
+        return ""
+    from audiorole_ray.arp_model import read_manifest
+
+    character = (read_manifest(spec.arg) or {}).get("character")
+    if not character:
+        raise InputError(f"system {spec.name}: {join(spec.arg, 'arp_model.json')} names no character")
+    return character
 
 
 def answers_version(kind: str, arg: str) -> str:
@@ -158,7 +194,10 @@ class AnswerSource:
         if fs.exists(path):  # made by an earlier run: an API answer costs money and time
             return decode_file(uri), {"answer_source": uri, "answer_cached": True, "answer_file": (rel, fs.size(path))}
         if self._chat is None:
-            self._chat = ChatClient(self.api.get("url", "https://api.openai.com/v1"), self.spec.arg,
+            from audiorole_ray.eval.judge import resolve_api_url
+
+            # the job always resolves the URL in the driver; resolving here serves direct callers
+            self._chat = ChatClient(self.api.get("url") or resolve_api_url(None)[0], self.spec.arg,
                                     api_key_env=self.api.get("key_env", "OPENAI_API_KEY"),
                                     concurrency=self.api.get("concurrency", 4), timeout_s=self.api.get("timeout_s", 120.0))
         role = self.names.get(item["character"], item["character"])

@@ -64,6 +64,10 @@ def test_evaluate_job_with_every_local_system_kind(tmp_path):
         # the key was used: every request carried it
         auth = {k.lower(): v for k, v in requests[0]["headers"].items()}["authorization"]
         assert auth == f"Bearer {SENTINEL}"
+        # the system's endpoint was printed and checked (a free GET) before any work
+        assert f"endpoint of system gpt (openai:fake-audio-model): {srv.url} (from --api-url)" in proc.stdout
+        assert (requests[0]["method"], requests[0]["path"]) == ("GET", "/v1/models/fake-audio-model")
+        requests = [r for r in requests if r["method"] == "POST"]
         # the openai system got the Table 5 prompt and the input audio, asked for alloy's voice
         gen = [r["body"] for r in requests if "audio" in (r["body"].get("modalities") or [])]
         assert len(gen) == 3 and gen[0]["audio"]["voice"] == "alloy"
@@ -123,9 +127,12 @@ def test_bad_options_exit_2_before_work(tmp_path):
     for extra, msg in [(["--system", "x=bogus"], "SPEC must be one of"),
                        (["--system", "reference", "--system", "reference"], "share a name"),
                        (["--system", "m=responses:/nonexistent"], "does not exist"),
-                       (["--system", "reference", "--judge-url", "http://127.0.0.1:9/v1"], "both the URL and the model")]:
+                       (["--system", "reference", "--judge-url", "http://127.0.0.1:9/v1"], "both the URL and the model"),
+                       (["--system", "reference", "--character", "nobody"], "no dialogues of ['nobody']"),
+                       (["--system", "g=openai:m", "--api-url", "http://127.0.0.1:9/v1"], "cannot be reached")]:
         proc = subprocess.run(base + extra, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2 and proc.stderr.startswith("error: ") and msg in proc.stderr, proc.stderr
+        assert not (tmp_path / "e").exists()  # refused before the output (or an empty _state/) was made
     proc = subprocess.run([sys.executable, str(ROOT / "jobs" / "evaluate.py"), "--corpus", str(tmp_path), "--output",
                            str(tmp_path / "e"), "--system", "reference"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "not a corpus" in proc.stderr
