@@ -72,8 +72,9 @@ class FlowDecoder(nn.Module):
         return h.transpose(1, 2)  # (B, 80, T_mel)
 
     def forward(self, tokens, token_len, mel, mel_len, embedding=None):
-        """The training loss of a padded batch: tokens (B, N), mel (B, 80, T). Random draws come
-        from torch's generator (seeded per worker by the trainer), so a run repeats exactly."""
+        """The training loss of a padded batch: tokens (B, N), mel (B, 80, T). Random draws (prompt,
+        time, noise, condition dropout) come from torch's global generator, which the trainer seeds
+        per rank and keeps in each checkpoint, so a run and a resumed run repeat exactly."""
         mu = self._encode(tokens, token_len, mel_len)
         mel = mel[:, :, : mu.shape[-1]]
         cond = torch.zeros_like(mel)

@@ -94,6 +94,7 @@ def train(p: Prepared, env: dict | None = None, data_cpus: float = 0.0) -> dict:
 
     t0 = time.time()
     ray.data.DataContext.get_current().enable_progress_bars = False
+    ray.data.DataContext.get_current().execution_options.preserve_order = True  # mels in one order every run (and resume)
     clip_mels = data.ClipMels(p.corpus)
     train_ds = ray.data.from_items(p.train_items).flat_map(clip_mels, num_cpus=data_cpus)
     val_ds = ray.data.from_items(p.val_items).flat_map(clip_mels, num_cpus=data_cpus)

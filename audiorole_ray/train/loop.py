@@ -48,7 +48,7 @@ def train_loop(loop_config: dict) -> None:
     rank, world = context.get_world_rank(), context.get_world_size()
     is_main = rank == 0
     device = ray.train.torch.get_device()
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # what building the model draws (initial weights, LoRA): the same on every rank
     torch.set_num_threads(max(1, int(cfg.cpus_per_worker)))
 
     colossalai()
@@ -65,11 +65,14 @@ def train_loop(loop_config: dict) -> None:
     model, optimizer, _, _, scheduler = booster.boost(model, optimizer, lr_scheduler=scheduler)
 
     state = ckpt_io.TrainState()
-    resumed = ray.train.get_checkpoint()
+    resumed, restored_rng = ray.train.get_checkpoint(), False
     if resumed is not None:
         with resumed.as_directory() as d:
             state = ckpt_io.load(d, booster, model, optimizer, scheduler, cfg.plugin)
+            restored_rng = ckpt_io.load_rng(d, rank, device)
         state.resumed_at.append(state.step)
+    if not restored_rng:  # the training draws (noise, dropout): each rank its own, the same in every run
+        ckpt_io.seed_rng(cfg.seed, rank, state.step)
     log = MetricsLog(cfg.output, state.history) if is_main else None
     rate_key = task.rate_key
 
@@ -79,8 +82,8 @@ def train_loop(loop_config: dict) -> None:
             return
         tmp = tempfile.mkdtemp(prefix="arp-ckpt-")
         try:
-            ckpt_io.save(tmp, booster, model, optimizer, scheduler, state, is_main, cfg.plugin)
-            ray.train.report(metrics, checkpoint=Checkpoint.from_directory(tmp) if is_main else None)
+            own = ckpt_io.save(tmp, booster, model, optimizer, scheduler, state, is_main, cfg.plugin, rank, device)
+            ray.train.report(metrics, checkpoint=Checkpoint.from_directory(own))  # every rank: its RNG state
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -94,7 +97,7 @@ def train_loop(loop_config: dict) -> None:
         """Mean validation loss over every worker's share, with the same RNG draws each epoch."""
         model.eval()
         total = torch.zeros(2, dtype=torch.float64, device=device)
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(cfg.seed + 12345)
             for raw in val_shard.iter_batches(batch_size=cfg.batch_size, batch_format="numpy"):
                 loss, weight = task.eval_loss(model, _to(task.collate(raw), device))

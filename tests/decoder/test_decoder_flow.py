@@ -65,3 +65,52 @@ def test_flow_matching_fits_one_utterance_and_samples_it_back():
     profile_err = torch.mean((out.mean(dim=1) - mel.mean(dim=1)) ** 2).item()
     assert profile_err < 0.1 * spread, (profile_err, spread)  # the utterance's spectral envelope
     assert torch.mean((out - mel) ** 2).item() < 1.5 * spread  # and no blow-up around it
+
+
+def test_training_resumed_from_saved_random_states_repeats_exactly():
+    """What the trainer's checkpoint keeps (weights, optimizer, random-number states) is all a
+    decoder step depends on: the prompt, times, noise, condition dropout and (here, as in the
+    glm4voice preset) encoder dropout continue as in an uninterrupted run, to the bit."""
+    import copy
+
+    from audiorole_ray.train.checkpoint import rng_state, seed_rng, set_rng_state
+
+    tokens, mel = toy_utterance(8)
+    cfg = preset_config("tiny", vocab_size=32)
+    cfg["encoder"].update(dropout_rate=0.1, positional_dropout_rate=0.1, attention_dropout_rate=0.1)
+    batch = (torch.stack([tokens, tokens.flip(0)]), torch.tensor([8, 6]), mel[None].expand(2, -1, -1).clone(),
+             torch.tensor([mel.shape[1], mel.shape[1] - 10]))
+
+    def fresh():
+        torch.manual_seed(0)
+        model = build_flow(cfg).train()
+        return model, torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def steps(model, opt, n):
+        out = []
+        for _ in range(n):
+            loss = model(*batch)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            out.append(loss.item())
+        return out
+
+    whole, whole_opt = fresh()
+    seed_rng(0, 0, 0)
+    losses = steps(whole, whole_opt, 4)
+    first, first_opt = fresh()
+    seed_rng(0, 0, 0)
+    assert steps(first, first_opt, 2) == losses[:2]
+    saved = copy.deepcopy((first.state_dict(), first_opt.state_dict(), rng_state()))
+    resumed, opt = fresh()  # a new worker: builds the model, then loads the checkpoint
+    resumed.load_state_dict(saved[0])
+    opt.load_state_dict(copy.deepcopy(saved[1]))  # Adam keeps the loaded tensors: the probe must not share them
+    seed_rng(0, 0, 2)
+    probe = copy.deepcopy(resumed)
+    probe_opt = torch.optim.Adam(probe.parameters(), lr=1e-3)
+    probe_opt.load_state_dict(copy.deepcopy(saved[1]))
+    assert steps(probe, probe_opt, 1)[0] != losses[2]  # the draws matter: other states, another loss
+    set_rng_state(saved[2])
+    assert steps(resumed, opt, 2) == losses[2:]
+    assert all(torch.equal(a, b) for a, b in zip(resumed.state_dict().values(), whole.state_dict().values()))

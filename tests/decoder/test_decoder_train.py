@@ -1,5 +1,6 @@
 """jobs/train_decoder.py end to end on Ray Train + ColossalAI (tiny preset, the sample's main
-character): metrics, validation loss falling, outputs, manifest, resume after SIGKILL."""
+character, one worker): metrics, validation loss falling, outputs, manifest, resume after SIGKILL
+that repeats an uninterrupted run exactly."""
 import json
 import subprocess
 import sys
@@ -33,6 +34,11 @@ def test_data_of_the_character(sample_corpus):
 EPOCHS = 6
 
 
+def _args(corpus, out) -> list[str]:
+    return ["--corpus", str(corpus), "--target", "sitcom_spk00", "--output", str(out), "--epochs", str(EPOCHS),
+            "--checkpoint-every", "2", "--workers", "1"]
+
+
 @pytest.fixture(scope="module")
 def trained(sample_corpus, tmp_path_factory, run_and_kill_at):
     """A run killed (with the local Ray it started) once its first checkpoint is recorded, then run
@@ -42,8 +48,7 @@ def trained(sample_corpus, tmp_path_factory, run_and_kill_at):
     from audiorole_ray.train.runner import SNAPSHOT, latest_state
 
     out = tmp_path_factory.mktemp("decoder") / "model"
-    args = ["--corpus", str(sample_corpus), "--target", "sitcom_spk00", "--output", str(out), "--epochs", str(EPOCHS),
-            "--checkpoint-every", "2"]
+    args = _args(sample_corpus, out)
     storage = out / "decoder" / "_ray"
     # Ray Train resumes from its checkpoint manager's snapshot, so wait for that, not the files
     run_and_kill_at([*JOB, *args], storage / "decoder" / SNAPSHOT, out.parent / "first.log", cwd=ROOT,
@@ -90,3 +95,23 @@ def test_resume_after_kill(trained):
 
     done = re.findall(r"^\[train\] epoch (\d+)/%d done: mean loss [\d.]+, val loss [\d.]+$" % EPOCHS, trained["stdout"], re.M)
     assert done and int(done[-1]) == EPOCHS, trained["stdout"][-2000:]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(sample_corpus, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("decoder-whole") / "model"
+    done = run_job(*_args(sample_corpus, out))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return out
+
+
+def test_resumed_run_repeats_an_uninterrupted_one(trained, uninterrupted):
+    """Same seed, one worker: the mels come in one order, and every draw (prompt, time, noise,
+    condition dropout) continues from the random-number states kept in the checkpoint."""
+    def losses(out):
+        rows = [json.loads(line) for line in (out / "decoder" / "metrics.jsonl").read_text().splitlines()]
+        return [(r["step"], r["loss"], r.get("val_loss")) for r in rows]
+
+    resumed, whole = losses(trained["out"]), losses(uninterrupted)
+    assert len(whole) > trained["killed_at"] and resumed == whole  # exactly, also the steps after the kill
+    assert (trained["out"] / "decoder" / "flow.pt").read_bytes() == (uninterrupted / "decoder" / "flow.pt").read_bytes()

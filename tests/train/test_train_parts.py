@@ -93,3 +93,55 @@ def test_driver_progress_lines():
     for r in rows[:3]:
         quiet.show(r)
     assert quiet.out.getvalue() == ""
+
+
+def _draws() -> list:
+    import random
+
+    import numpy as np
+    import torch
+
+    return [torch.rand(3).tolist(), np.random.rand(3).tolist(), [random.random() for _ in range(3)]]
+
+
+class _StubBooster:
+    """What checkpoint.save asks of a Booster, as a rank that writes no model files."""
+
+    def save_model(self, model, path, **kw):
+        pass
+
+    def save_lr_scheduler(self, scheduler, path):
+        open(path, "w").close()
+
+
+class _StubOptimizer:
+    def unwrap(self):
+        import torch
+
+        return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+
+
+def test_every_rank_keeps_its_random_states_in_the_checkpoint(tmp_path):
+    from audiorole_ray.train import checkpoint as ckpt_io
+
+    folders = {}
+    for rank in (0, 1):
+        ckpt_io.seed_rng(7, rank, 0)
+        _draws()
+        folders[rank] = ckpt_io.save(str(tmp_path), _StubBooster(), None, _StubOptimizer(), None, ckpt_io.TrainState(),
+                                     is_main=rank == 0, rank=rank)
+        folders[rank, "next"] = _draws()
+    # rank 0 hands over the whole folder, rank 1 a folder of its RNG file alone (Ray Train merges them)
+    assert folders[0] == str(tmp_path) and {"state.json", "rng_0.pt"} <= {p.name for p in tmp_path.iterdir()}
+    assert [p.name for p in (tmp_path / "rank1").iterdir()] == ["rng_1.pt"]
+    (tmp_path / "rank1" / "rng_1.pt").rename(tmp_path / "rng_1.pt")  # as Ray Train's checkpoint folder holds it
+    assert folders[0, "next"] != folders[1, "next"]  # each rank draws its own numbers
+    for rank in (1, 0):
+        ckpt_io.seed_rng(99, 5, 5)
+        assert ckpt_io.load_rng(str(tmp_path), rank)
+        assert _draws() == folders[rank, "next"]  # torch, numpy and random continue where they were saved
+    assert not ckpt_io.load_rng(str(tmp_path), 2)  # a rank the run did not have: the caller seeds it
+    ckpt_io.seed_rng(7, 1, 0)
+    first = _draws()
+    ckpt_io.seed_rng(7, 1, 0)
+    assert _draws() == first and first != _draws()
