@@ -211,13 +211,46 @@ def exists(uri: str) -> bool:
         return fs.exists(path)
 
 
-def check_writable(output_uri: str) -> None:
+def remove_tree(uri: str) -> None:
+    """Remove a folder and everything under it (nothing when it does not exist)."""
+    fs, path = filesystem(uri)
+    with storage_op(uri, "remove"):
+        fs.invalidate_cache(path)
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+
+
+def check_reachable(uris: dict[str, str]) -> None:
+    """One cheap request (does the path exist?) to each object-store URI of ``{option: uri}``,
+    within the storage timeouts and attempts, so an endpoint that cannot be reached or refuses
+    the credentials stops the job before any work, with one InputError line. Local paths are
+    left to the checks that read or write them."""
+    for option, uri in uris.items():
+        if not uri or "://" not in uri or uri.startswith("file://"):
+            continue
+        try:
+            exists(uri)
+        except StorageError as exc:
+            s = storage_settings()
+            cause = str(exc).removeprefix(f"cannot check {uri}: ")
+            raise InputError(f"{option} {uri!r} cannot be reached: {cause} ({s['AUDIOROLE_STORAGE_ATTEMPTS']:g} attempt(s), "
+                             f"{s['AUDIOROLE_STORAGE_READ_TIMEOUT']:g} s each): check the endpoint (AWS_ENDPOINT_URL) and "
+                             "credentials, or raise --storage-timeout/--storage-attempts") from exc
+
+
+def check_writable(output_uri: str, what: str = "output") -> None:
     """Create the output folder and write and delete a probe file, so an unwritable output stops
-    the job before any work (one InputError line naming the output and the cause)."""
-    probe = join(output_uri, "_state", f".write-probe-{uuid.uuid4().hex[:8]}")
+    the job before any work (one InputError line naming the output and the cause). A local
+    ``_state/`` folder the probe had to create is removed with it."""
+    state = join(output_uri, "_state")
+    probe = join(state, f".write-probe-{uuid.uuid4().hex[:8]}")
+    fs, state_path = filesystem(state)
+    made_state = isinstance(fs, LocalFileSystem) and not os.path.isdir(state_path)
     try:
         write_bytes(probe, b"ok")
         remove([probe])
+        if made_state:
+            os.rmdir(state_path)
     except (StorageError, OSError) as exc:
         cause = exc.__cause__ if isinstance(exc, StorageError) and exc.__cause__ else exc
-        raise InputError(f"output {output_uri!r} is not writable: {type(cause).__name__}: {cause}") from exc
+        raise InputError(f"{what} {output_uri!r} is not writable: {type(cause).__name__}: {cause}") from exc
