@@ -147,8 +147,9 @@ def write_bytes(uri: str, data: bytes) -> int:
     half a file (object stores write whole objects anyway); returns the size."""
     fs, path = filesystem(uri)
     with storage_op(uri, "write"):
-        fs.makedirs(posixpath.dirname(path), exist_ok=True)
         if isinstance(fs, LocalFileSystem):
+            # only local folders need making: on an object store makedirs would create a missing bucket
+            fs.makedirs(posixpath.dirname(path), exist_ok=True)
             # unique, and hidden: readers of a folder (Parquet datasets, WebDataset globs) skip it
             tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.{uuid.uuid4().hex[:8]}.tmp")
             with fs.open(tmp, "wb") as f:
@@ -229,7 +230,10 @@ def check_reachable(uris: dict[str, str]) -> None:
         if not uri or "://" not in uri or uri.startswith("file://"):
             continue
         try:
-            exists(uri)
+            if not exists(uri):  # fine for an output not written yet, but its bucket must be there
+                bucket = _protocol(uri) + filesystem(uri)[1].split("/", 1)[0]
+                if not exists(bucket):
+                    raise InputError(f"{option} {uri!r}: there is no bucket {bucket!r} at this endpoint: create it, or fix the URI")
         except StorageError as exc:
             s = storage_settings()
             cause = str(exc).removeprefix(f"cannot check {uri}: ")

@@ -13,12 +13,17 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO / "jobs"), str(REPO / "tests" / "lm")]
 import train_decoder  # noqa: E402
 from lm_fixtures import TARGET  # noqa: E402
-from model_fakes import codebook_corpus, fake_checkpoint, fit_corpus_codebook, listing, run_until_training  # noqa: E402
+from model_fakes import codebook_corpus, fake_checkpoint, fit_corpus_codebook, listing, no_ray, run_until_training  # noqa: E402
 
 from audiorole_ray.arp_model import SpeechTokenizer, read_manifest, update_part  # noqa: E402
 from audiorole_ray.train.runner import record_uri  # noqa: E402
 
 JOB = "audiorole_ray.decoder.job"
+
+
+@pytest.fixture(autouse=True)
+def _never_train(monkeypatch):
+    no_ray(train_decoder, monkeypatch)
 
 
 @pytest.fixture()

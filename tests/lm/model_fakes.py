@@ -62,6 +62,17 @@ class Stop(Exception):
     """Raised where training would start."""
 
 
+class RayStarted(Exception):
+    """Raised where the job would start Ray: a test of a refusal must never train for real."""
+
+
+def no_ray(job, monkeypatch) -> None:
+    def refuse(*_a, **_k):
+        raise RayStarted
+
+    monkeypatch.setattr(job, "init_ray", refuse)
+
+
 def run_until_training(job, argv: list[str], monkeypatch, job_module: str) -> dict:
     """``job.main(argv)`` with Ray not started and training replaced by a stop: everything the job
     does before training (checks, the lock, ``start``) runs for real. Returns what train got."""

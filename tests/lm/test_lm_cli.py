@@ -11,6 +11,16 @@ from lm_fixtures import TARGET
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "jobs"))
 import train_lm  # noqa: E402
+from model_fakes import (RayStarted, codebook_corpus, fake_checkpoint, fit_corpus_codebook, listing,  # noqa: E402
+                         no_ray, run_until_training)
+
+from audiorole_ray.arp_model import SpeechTokenizer, read_manifest, update_part  # noqa: E402
+from audiorole_ray.train.runner import record_uri  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _never_train(monkeypatch):
+    no_ray(train_lm, monkeypatch)
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -21,18 +31,14 @@ import train_lm  # noqa: E402
     (["--model", "/nowhere/glm-4-voice-9b"], "not a local model folder"),
     (["--max-tokens", "10"], "--max-tokens must be at least 64"),
 ], ids=["target", "gemini-cpu", "zero2-lora", "tokenizer", "model", "max-tokens"])
-def test_bad_options_exit_2(synthetic_corpus, tmp_path, capsys, monkeypatch, extra, message):
-    import ray
-
-    if message is None:  # the options are valid: stop right before Ray would start
-        monkeypatch.setattr(ray, "init", lambda *a, **k: (_ for _ in ()).throw(SystemExit(0)))
+def test_bad_options_exit_2(synthetic_corpus, tmp_path, capsys, extra, message):
     args = ["--corpus", str(synthetic_corpus), "--target", TARGET, "--model", "tiny", "--output", str(tmp_path / "m")]
     if "--target" in extra:
         args = args[:2] + args[4:]
     if "--model" in extra:
         args = [a for a in args if a not in ("--model", "tiny")]
-    if message is None:
-        with pytest.raises(SystemExit):
+    if message is None:  # the options are valid: stopped where Ray would start
+        with pytest.raises(RayStarted):
             train_lm.main(args + extra)
         assert "samples 25 " in capsys.readouterr().out  # prepared, and nothing written before Ray started
         assert not [p for p in (tmp_path / "m").rglob("*") if p.is_file()]
@@ -40,7 +46,7 @@ def test_bad_options_exit_2(synthetic_corpus, tmp_path, capsys, monkeypatch, ext
     assert train_lm.run_main(train_lm.main, args + extra) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
-    assert not (tmp_path / "m" / "lm" / "_ray").exists()
+    assert not (tmp_path / "m").exists()  # refused before anything was written
 
 
 def test_required_options(capsys):
@@ -50,10 +56,6 @@ def test_required_options(capsys):
 
 # ----------------------------------------------------------------------------- the model folder and the run
 
-from model_fakes import codebook_corpus, fake_checkpoint, fit_corpus_codebook, listing, run_until_training  # noqa: E402
-
-from audiorole_ray.arp_model import MANIFEST, SpeechTokenizer, read_manifest, update_part  # noqa: E402
-from audiorole_ray.train.runner import record_uri  # noqa: E402
 
 
 def refused(argv, capsys, model) -> str:
@@ -146,8 +148,23 @@ def test_a_checkpoint_from_before_settings_were_recorded_is_continued(corpus, tm
     assert "has no record of its settings (made by an older version): continuing it" in capsys.readouterr().err
 
 
+@pytest.fixture()
+def s3_env(monkeypatch):
+    """Sets an S3 endpoint for this test only (s3fs caches clients, with their endpoint)."""
+    import s3fs
+
+    def use(endpoint: str) -> None:
+        for k, v in {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b", "AWS_DEFAULT_REGION": "us-east-1",
+                     "AWS_ENDPOINT_URL": endpoint}.items():
+            monkeypatch.setenv(k, v)
+        s3fs.S3FileSystem.clear_instance_cache()
+
+    yield use
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
 @pytest.mark.parametrize("option", ["--storage", "--output"])
-def test_unreachable_object_storage_fails_fast_in_one_line(corpus, tmp_path, capsys, monkeypatch, option):
+def test_unreachable_object_storage_fails_fast_in_one_line(corpus, tmp_path, capsys, s3_env, option):
     """Today: a 150-line traceback once Ray had started. Now one request, before anything."""
     import socket
     import time
@@ -155,9 +172,7 @@ def test_unreachable_object_storage_fails_fast_in_one_line(corpus, tmp_path, cap
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed once the block ends: nothing listens there
-    for k, v in {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b", "AWS_DEFAULT_REGION": "us-east-1",
-                 "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}.items():
-        monkeypatch.setenv(k, v)
+    s3_env(f"http://127.0.0.1:{port}")
     model, uri = tmp_path / "m", f"s3://bucket/{option[2:]}"
     args = lm_args(corpus, uri if option == "--output" else model, "--storage-attempts", "2", "--storage-timeout", "5")
     if option == "--storage":
@@ -165,5 +180,39 @@ def test_unreachable_object_storage_fails_fast_in_one_line(corpus, tmp_path, cap
     t = time.monotonic()
     msg = refused(args, capsys, model)
     assert time.monotonic() - t < 15
-    assert msg.startswith(f"error: {option} '{uri}' cannot be reached: EndpointConnectionError") and "(2 attempt(s), 5 s each)" in msg
+    assert msg.startswith(f"error: {option} '{uri}' cannot be reached: EndpointConnectionError") and "(2 attempt(s), " in msg
     assert not model.exists()
+
+
+def test_checkpoints_on_s3_are_checked_and_restarted_there(corpus, tmp_path, capsys, monkeypatch, s3_env):
+    """--storage s3://: the settings record, the checkpoint lookup and --restart's removal work
+    on object storage (a moto server on loopback); a bucket that is not there is one line."""
+    import boto3
+
+    moto_server = pytest.importorskip("moto.server")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        s3_env(f"http://{host}:{port}")
+        client = boto3.client("s3")
+        client.create_bucket(Bucket="ckpt")
+        model = tmp_path / "m"
+        msg = refused(lm_args(corpus, model, "--storage", "s3://nobucket/runs"), capsys, model)
+        assert msg == "error: --storage 's3://nobucket/runs': there is no bucket 's3://nobucket' at this endpoint: create it, or fix the URI"
+        assert not model.exists() and "nobucket" not in [b["Name"] for b in client.list_buckets()["Buckets"]]
+        run_until_training(train_lm, lm_args(corpus, model, "--storage", "s3://ckpt/runs"), monkeypatch, "audiorole_ray.lm.job")
+        assert json.loads(client.get_object(Bucket="ckpt", Key="runs/lm.settings.json")["Body"].read())["settings"]["lr"] == 0.003
+        fake_checkpoint(tmp_path / "ckpt", "lm", 7)
+        for f in (tmp_path / "ckpt").rglob("*"):
+            if f.is_file():
+                client.upload_file(str(f), "ckpt", f"runs/{f.relative_to(tmp_path / 'ckpt').as_posix()}")
+        capsys.readouterr()
+        assert "s3://ckpt/runs/lm holds a checkpoint at step 7 made with other settings (lr 0.003 -> 0.01)" in refused(
+            lm_args(corpus, model, "--storage", "s3://ckpt/runs", "--lr", "0.01"), capsys, model)
+        run_until_training(train_lm, lm_args(corpus, model, "--storage", "s3://ckpt/runs", "--lr", "0.01", "--restart"),
+                           monkeypatch, "audiorole_ray.lm.job")
+        keys = [o["Key"] for o in client.list_objects_v2(Bucket="ckpt").get("Contents", [])]
+        assert keys == ["runs/lm.settings.json"], keys
+    finally:
+        server.stop()
