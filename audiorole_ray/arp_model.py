@@ -132,7 +132,8 @@ def model_codebook(model_dir: str, manifest: dict[str, Any]):
     if manifest.get("speech_tokenizer"):
         uri = join(model_dir, manifest["speech_tokenizer"], CODEBOOK_FILE)
         if not exists(uri):
-            raise MissingModelError(f"{uri} is missing (the model's own codebook): the model folder is incomplete; retrain it")
+            raise MissingModelError(f"{uri} is missing (the model's own codebook): the model folder is incomplete; restore "
+                                    "it, or train the model again into a new --output")
         book = load_codebook(uri)
         if book.hash != want:
             raise InputError(f"{uri} hashes to {short(book.hash)} but {join(model_dir, MANIFEST)} records {short(want)}: "
@@ -142,12 +143,12 @@ def model_codebook(model_dir: str, manifest: dict[str, Any]):
     uri = _resolve(join(corpus, "tokens", str(tok.get("name"))), tok.get("codebook") or CODEBOOK_FILE)
     if not exists(uri):
         raise MissingModelError(f"{model_dir} carries no codebook of its own and its corpus's {uri} is gone: "
-                                "give --codebook with the codebook it was trained on, or retrain the model")
+                                "give --codebook with the codebook it was trained on, or train the model again into a new --output")
     book = load_codebook(uri)
     if want is None or book.hash != want:
         raise ConfigError(f"{model_dir} carries no codebook of its own and its corpus's {uri} is another one (hash {short(book.hash)}, "
-                          f"the model was trained on {short(want)}; re-fitted since?): retrain the model (jobs/train_lm.py and "
-                          "jobs/train_decoder.py with --restart) or give --codebook with the codebook it was trained on")
+                          f"the model was trained on {short(want)}; re-fitted since?): give --codebook with the codebook it was trained on, "
+                          "or train the model again into a new --output (jobs/train_lm.py, jobs/train_decoder.py)")
     return book
 
 

@@ -3,7 +3,10 @@
 Ray Train keeps the run's checkpoints under ``<storage>/<run name>/`` (local folder or s3://).
 A run that loses a worker restarts its workers from the latest checkpoint (``FailureConfig``);
 a run whose driver was killed is continued by the next run with the same run name and storage:
-Ray Train reloads the run's checkpoint snapshot from there.
+Ray Train reloads the run's checkpoint snapshot from there. Only a run with the same settings
+continues it: the driver records them beside the run folder (``<storage>/<run name>.settings.json``)
+and compares them with a re-run's before Ray starts (:func:`check_continue`); ``--restart``
+removes the run's checkpoints first (:func:`start_run`).
 """
 from __future__ import annotations
 

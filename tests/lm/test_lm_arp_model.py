@@ -134,7 +134,7 @@ def test_a_model_without_its_copy_uses_the_corpus_codebook_only_while_it_is_the_
     assert "speech_tokenizer" not in m  # a model made before models carried their copy
     assert model_codebook(str(tmp_path / "m"), m).hash == info["codebook_hash"]
     fit_corpus_codebook(codebook_corpus, seed=1)
-    with pytest.raises(ConfigError, match="carries no codebook of its own and its corpus's .* is another one .*retrain the model"):
+    with pytest.raises(ConfigError, match="carries no codebook of its own and its corpus's .* is another one .*give --codebook"):
         model_codebook(str(tmp_path / "m"), m)
 
 

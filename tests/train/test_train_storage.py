@@ -44,7 +44,7 @@ def test_a_missing_bucket_is_refused_and_not_created(monkeypatch):
             check_reachable({"--output": "s3://typo/model"})
         with pytest.raises(InputError, match="output 's3://typo/model' is not writable"):
             check_writable("s3://typo/model")
-        assert [b["Name"] for b in client.list_buckets()["Buckets"]] == ["have"]
+        assert "typo" not in [b["Name"] for b in client.list_buckets()["Buckets"]]  # (moto keeps one state per process)
     finally:
         s3fs.S3FileSystem.clear_instance_cache()
         server.stop()
