@@ -61,6 +61,16 @@ def apply_common_args(args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
+def check_writable_outputs(args: argparse.Namespace) -> None:
+    """A training job's ``--output`` and ``--storage`` take a probe file (written and removed):
+    the last check before the job's lock, once every read-only check has passed."""
+    from audiorole_ray.io.storage import check_writable
+
+    check_writable(args.output)
+    if args.storage:
+        check_writable(args.storage, "--storage")
+
+
 def init_ray(args: argparse.Namespace, env: dict[str, str], cpus: float, gpus: float) -> None:
     """Start or join Ray, passing ``env`` to workers, and check the cluster has room for one
     actor (``cpus``/``gpus``): a local Ray that cannot ever hold it is an error; a cluster is

@@ -8,8 +8,10 @@
 OUT is a corpus from jobs/build_corpus.py with speech tokens from jobs/tokenize_corpus.py. Every
 clip the character speaks is one (tokens, mel) pair; its test-split clips (or a seeded held-out
 share) give the per-epoch val_loss. Writes MODEL/decoder/ (flow.pt, decoder.json,
-metrics.jsonl, loss.png) and adds the decoder to MODEL/arp_model.json. Re-running the same
-command continues from the run's latest checkpoint.
+metrics.jsonl, loss.png), MODEL/speech_tokenizer/ (the model's copy of the speech tokenizer) and
+adds the decoder to MODEL/arp_model.json. Re-running the same command continues from the run's
+latest checkpoint; a re-run with other settings is refused unless --restart. A folder holding
+another character's model, or an LM on other speech codes, is refused.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
-from audiorole_ray.cli import TRAIN_ENV, add_common_args, apply_common_args, init_ray, run_main  # noqa: E402
+from audiorole_ray.cli import TRAIN_ENV, add_common_args, apply_common_args, check_writable_outputs, init_ray, run_main  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -43,6 +45,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data-cpus", type=float, default=0.0,
                    help="CPUs each mel-computing Ray Data task reserves (default 0: runs beside workers holding every CPU)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--restart", action="store_true",
+                   help="discard the run's checkpoints (a re-run with other settings is refused without it) and train afresh")
     add_common_args(p)  # --workers (Ray Train workers), --cpus/--gpus-per-worker, --address, storage, -v
     return p.parse_args(argv)
 
@@ -50,27 +54,30 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     env = apply_common_args(args)
-    from audiorole_ray.decoder.job import prepare, train
-    from audiorole_ray.io.storage import check_writable
+    from audiorole_ray.decoder.job import prepare, start, train
+    from audiorole_ray.io.storage import check_reachable
     from audiorole_ray.pipeline.lock import OutputLock
 
-    check_writable(args.output)
+    # every check reads only: a refused run leaves the model folder and the storage as they were
+    check_reachable({"--corpus": args.corpus, "--output": args.output, "--storage": args.storage})
+    prepared = prepare(args.corpus, args.target, args.output, preset=args.preset, tokenizer=args.tokenizer,
+                       val_fraction=args.val_fraction, seed=args.seed, restart=args.restart, epochs=args.epochs,
+                       workers=args.workers, cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
+                       plugin=args.plugin, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
+                       checkpoint_every=args.checkpoint_every, storage=args.storage, max_failures=args.max_failures)
+    check_writable_outputs(args)
     with OutputLock(args.output, name="decoder.lock"):  # one decoder run per model folder
-        prepared = prepare(args.corpus, args.target, args.output, preset=args.preset, tokenizer=args.tokenizer,
-                           val_fraction=args.val_fraction, seed=args.seed, epochs=args.epochs, workers=args.workers,
-                           cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker, plugin=args.plugin,
-                           batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
-                           checkpoint_every=args.checkpoint_every, storage=args.storage, max_failures=args.max_failures)
         c = prepared.counts
         print(f"{args.target}: {c['train_clips']} training clips ({c['train_seconds']} s), {c['val_clips']} validation clips "
               f"({c['val_seconds']} s, {c['validation']}); {c['missing_tokens']} clips without speech tokens left out", flush=True)
         for w in prepared.warnings:
             print(f"warning: {w}", flush=True)
         env.update(TRAIN_ENV)
-        init_ray(args, env, cpus=args.cpus_per_worker, gpus=args.gpus_per_worker)
+        init_ray(args, env, cpus=args.cpus_per_worker, gpus=args.gpus_per_worker)  # refuses a local Ray without room
         import ray
 
         try:
+            start(prepared)  # --restart's removal, the run's settings
             summary = train(prepared, env=env, data_cpus=args.data_cpus)
         finally:
             ray.shutdown()

@@ -9,8 +9,10 @@
 OUT is a corpus from jobs/build_corpus.py with speech tokens from jobs/tokenize_corpus.py
 (OUT/tokens/<tokenizer>/). Every training dialogue of --target becomes one sample in GLM-4-Voice's
 chat format (responses as 13 text / 26 speech token blocks). Writes MODEL/lm/ (Hugging Face model
-and tokenizer, preview.jsonl, metrics.jsonl, loss.png) and MODEL/arp_model.json. Re-running the
-same command continues from the run's latest checkpoint.
+and tokenizer, preview.jsonl, metrics.jsonl, loss.png), MODEL/speech_tokenizer/ (the model's copy of
+the speech tokenizer's description and codebook) and MODEL/arp_model.json. Re-running the same
+command continues from the run's latest checkpoint; a re-run with other settings is refused unless
+--restart. A folder holding another character's model, or parts on other speech codes, is refused.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
-from audiorole_ray.cli import TRAIN_ENV, add_common_args, apply_common_args, init_ray, run_main  # noqa: E402
+from audiorole_ray.cli import TRAIN_ENV, add_common_args, apply_common_args, check_writable_outputs, init_ray, run_main  # noqa: E402
 from audiorole_ray.errors import ConfigError  # noqa: E402
 
 
@@ -45,6 +47,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-failures", type=int, default=3, help="worker failures one run recovers from (default 3)")
     p.add_argument("--preview", type=int, default=3, help="samples written to OUTPUT/lm/preview.jsonl (default 3)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--restart", action="store_true",
+                   help="discard the run's checkpoints (a re-run with other settings is refused without it) and train afresh")
     g = p.add_argument_group("memory plan (no training, no weights loaded)")
     g.add_argument("--plan", action="store_true", help="print parameters and per-GPU memory from the model's config.json and exit")
     g.add_argument("--gpu-memory", type=float, default=40.0, help="GB per GPU for --plan (default 40)")
@@ -81,31 +85,33 @@ def main(argv=None) -> int:
     missing = [f"--{n}" for n in ("corpus", "target", "output") if not getattr(args, n)]
     if missing:
         raise ConfigError(f"{', '.join(missing)} required (or --plan)")
-    from audiorole_ray.io.storage import check_writable, join
-    from audiorole_ray.lm.job import prepare, train
+    from audiorole_ray.io.storage import check_reachable, join
+    from audiorole_ray.lm.job import prepare, start, train
     from audiorole_ray.pipeline.lock import OutputLock
 
-    check_writable(args.output)
+    # every check reads only: a refused run leaves the model folder and the storage as they were
+    check_reachable({"--corpus": args.corpus, "--output": args.output, "--storage": args.storage})
+    lr = args.lr if args.lr is not None else (3e-3 if args.model == "tiny" else 1e-5)
+    prepared = prepare(args.corpus, args.target, args.model, args.output, tokenizer=args.tokenizer,
+                       max_tokens=args.max_tokens, lora=args.lora, preview=args.preview, seed=args.seed, restart=args.restart,
+                       epochs=args.epochs, plugin=args.plugin, workers=args.workers, cpus_per_worker=args.cpus_per_worker,
+                       gpus_per_worker=args.gpus_per_worker, batch_size=args.batch_size, lr=lr,
+                       warmup_steps=args.warmup_steps, checkpoint_every=args.checkpoint_every,
+                       storage=args.storage, max_failures=args.max_failures)
+    check_writable_outputs(args)
     with OutputLock(args.output, name="lm.lock"):  # one LM run per model folder (the decoder may train beside it)
-        lr = args.lr if args.lr is not None else (3e-3 if args.model == "tiny" else 1e-5)
-        prepared = prepare(args.corpus, args.target, args.model, args.output, tokenizer=args.tokenizer,
-                           max_tokens=args.max_tokens, lora=args.lora, preview=args.preview, seed=args.seed,
-                           epochs=args.epochs, plugin=args.plugin, workers=args.workers, cpus_per_worker=args.cpus_per_worker,
-                           gpus_per_worker=args.gpus_per_worker, batch_size=args.batch_size, lr=lr,
-                           warmup_steps=args.warmup_steps, checkpoint_every=args.checkpoint_every,
-                           storage=args.storage, max_failures=args.max_failures)
-        prepared.extra["max_tokens"] = args.max_tokens
         c = prepared.counts
         print(f"samples {c['samples']} ({c.get('samples_multi', 0)} multi-turn, {c.get('samples_single', 0)} single-turn) "
               f"from {c['dialogues']} dialogues of {args.target}; {c['tokens']} tokens, {c['trained_tokens']} trained, "
               f"longest {c['max_len']}; cut at --max-tokens {c.get('cut_too_long', 0)}, dropped too long "
               f"{c.get('dropped_too_long', 0)}, missing speech tokens {c.get('cut_missing_tokens', 0)}", flush=True)
-        print(f"preview: {join(prepared.config.output, 'preview.jsonl')}", flush=True)
         env.update(TRAIN_ENV)
-        init_ray(args, env, cpus=args.cpus_per_worker, gpus=args.gpus_per_worker)
+        init_ray(args, env, cpus=args.cpus_per_worker, gpus=args.gpus_per_worker)  # refuses a local Ray without room
         import ray
 
         try:
+            start(prepared)  # --restart's removal, the run's settings, preview.jsonl
+            print(f"preview: {join(prepared.config.output, 'preview.jsonl')}", flush=True)
             summary = train(prepared, env=env)
         finally:
             ray.shutdown()

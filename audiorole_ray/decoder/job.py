@@ -4,13 +4,19 @@ Driver: list the character's clips and their speech tokens, split off validation
 hand the trainer two Ray Datasets that read shards and compute mels on the workers' side
 (:class:`audiorole_ray.decoder.data.ClipMels`). The trainer (``audiorole_ray.train``) runs the
 ``TorchTrainer`` whose workers drive a ColossalAI Booster, checkpoints, resumes and logs
-metrics; this module records the result in ``MODEL/arp_model.json``.
+metrics; this module records the result in ``MODEL/arp_model.json`` with the model's copy of the
+speech tokenizer (``MODEL/speech_tokenizer/``).
+
+``prepare`` reads only: whose the model folder is and which speech codes its other parts were
+built on (:func:`audiorole_ray.arp_model.check_part`), and whether a checkpoint of other
+settings is there (:func:`audiorole_ray.train.runner.check_continue`) come first.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 
+from audiorole_ray.arp_model import SpeechTokenizer, check_part, location, read_manifest, tokenizer_settings
 from audiorole_ray.decoder import data
 from audiorole_ray.decoder.presets import preset_config
 from audiorole_ray.decoder.task import DecoderTask
@@ -33,15 +39,22 @@ class Prepared:
     counts: dict
     tokenizer_info: dict
     warnings: list = field(default_factory=list)
+    speech: SpeechTokenizer | None = None
+    settings: dict = field(default_factory=dict)  # what the checkpoints depend on (train/runner.py)
+    restart: bool = False
 
 
 def prepare(corpus: str, target: str, output: str, *, preset: str = "tiny", tokenizer: str | None = None,
-            val_fraction: float = 0.1, seed: int = 0, **train_options) -> Prepared:
+            val_fraction: float = 0.1, seed: int = 0, restart: bool = False, **train_options) -> Prepared:
     from audiorole_ray.lm.data import resolve_tokenizer
-    from audiorole_ray.tokens.reader import read_tokenizer_info, tokens_by_key
+    from audiorole_ray.tokens.reader import tokens_by_key
+    from audiorole_ray.train.runner import check_continue
 
+    corpus = location(corpus)
     name = resolve_tokenizer(corpus, tokenizer)
-    info = read_tokenizer_info(corpus, name)
+    speech = SpeechTokenizer.from_corpus(corpus, name)
+    info = speech.info
+    check_part(output, read_manifest(output), character=target, corpus=corpus, tokenizer=info, part="decoder", restart=restart)
     vocab, rate = int(info.get("vocab_size") or 0), float(info.get("frame_rate") or 0)
     if vocab <= 0 or rate <= 0:
         raise InputError(f"{join(corpus, 'tokens', name, 'tokenizer.json')} lacks vocab_size or frame_rate")
@@ -62,6 +75,9 @@ def prepare(corpus: str, target: str, output: str, *, preset: str = "tiny", toke
     options.update({k: v for k, v in train_options.items() if v is not None})
     config = TrainConfig(output=join(output, "decoder"), seed=seed, **options)
     config.validate()
+    settings = {"preset": preset, "corpus": corpus, "target": target, **tokenizer_settings(info), "val_fraction": val_fraction,
+                **config.learning_settings()}
+    check_continue(config.storage_path, config.run_name or DecoderTask.name, settings, restart)
 
     clips = data.character_clips(corpus, target)
     train, val, how = data.split_clips(clips, val_fraction=val_fraction, seed=seed)
@@ -78,8 +94,16 @@ def prepare(corpus: str, target: str, output: str, *, preset: str = "tiny", toke
               "train_seconds": round(float(train[train.audio_key.isin(codes)].duration.sum()), 1),
               "val_seconds": round(float(val[val.audio_key.isin(codes)].duration.sum()), 1),
               "missing_tokens": len(train_missing) + len(val_missing)}
-    task = DecoderTask({k: v for k, v in cfg.items() if k != "train"}, preset, {"name": name, **info}, seed=seed)
-    return Prepared(task, config, corpus, target, output, train_items, val_items, counts, {"name": name, **info}, warnings)
+    task = DecoderTask({k: v for k, v in cfg.items() if k != "train"}, preset, info, seed=seed)
+    return Prepared(task, config, corpus, target, output, train_items, val_items, counts, info, warnings, speech, settings, restart)
+
+
+def start(p: Prepared) -> None:
+    """Under the output lock, right before training: the run's checkpoints go (``--restart``) and
+    its settings are recorded."""
+    from audiorole_ray.train.runner import start_run
+
+    start_run(p.config.storage_path, p.config.run_name or p.task.name, p.settings, p.restart)
 
 
 def train(p: Prepared, env: dict | None = None, data_cpus: float = 0.0) -> dict:
@@ -107,7 +131,8 @@ def train(p: Prepared, env: dict | None = None, data_cpus: float = 0.0) -> dict:
             "vocoder": "hifigan", "mel": "22050 Hz, 80 bins, hop 256", **p.counts,
             "first_val_loss": val[0] if val else None, "last_val_loss": val[-1] if val else None,
             "first_epoch_loss": means[min(means)] if means else None, "last_epoch_loss": means[max(means)] if means else None}
-    update_part(p.model_dir, character=p.target, corpus=p.corpus, tokenizer=p.tokenizer_info, part="decoder", info=info)
+    update_part(p.model_dir, character=p.target, corpus=p.corpus, tokenizer=p.tokenizer_info, part="decoder",
+                info={**info, "settings": p.settings}, speech=p.speech, restart=p.restart)
     return {**info, "resumed_from_step": outcome.resumed_from_step, "resumed_at": outcome.resumed_at, "wall_s": round(time.time() - t0, 1),
             "output": p.config.output, "val_loss": val}
 

@@ -147,8 +147,9 @@ def write_bytes(uri: str, data: bytes) -> int:
     half a file (object stores write whole objects anyway); returns the size."""
     fs, path = filesystem(uri)
     with storage_op(uri, "write"):
-        fs.makedirs(posixpath.dirname(path), exist_ok=True)
         if isinstance(fs, LocalFileSystem):
+            # only local folders need making: on an object store makedirs would create a missing bucket
+            fs.makedirs(posixpath.dirname(path), exist_ok=True)
             # unique, and hidden: readers of a folder (Parquet datasets, WebDataset globs) skip it
             tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.{uuid.uuid4().hex[:8]}.tmp")
             with fs.open(tmp, "wb") as f:
@@ -211,13 +212,49 @@ def exists(uri: str) -> bool:
         return fs.exists(path)
 
 
-def check_writable(output_uri: str) -> None:
+def remove_tree(uri: str) -> None:
+    """Remove a folder and everything under it (nothing when it does not exist)."""
+    fs, path = filesystem(uri)
+    with storage_op(uri, "remove"):
+        fs.invalidate_cache(path)
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+
+
+def check_reachable(uris: dict[str, str]) -> None:
+    """One cheap request (does the path exist?) to each object-store URI of ``{option: uri}``,
+    within the storage timeouts and attempts, so an endpoint that cannot be reached or refuses
+    the credentials stops the job before any work, with one InputError line. Local paths are
+    left to the checks that read or write them."""
+    for option, uri in uris.items():
+        if not uri or "://" not in uri or uri.startswith("file://"):
+            continue
+        try:
+            if not exists(uri):  # fine for an output not written yet, but its bucket must be there
+                bucket = _protocol(uri) + filesystem(uri)[1].split("/", 1)[0]
+                if not exists(bucket):
+                    raise InputError(f"{option} {uri!r}: there is no bucket {bucket!r} at this endpoint: create it, or fix the URI")
+        except StorageError as exc:
+            s = storage_settings()
+            cause = str(exc).removeprefix(f"cannot check {uri}: ")
+            raise InputError(f"{option} {uri!r} cannot be reached: {cause} ({s['AUDIOROLE_STORAGE_ATTEMPTS']:g} attempt(s), "
+                             f"{s['AUDIOROLE_STORAGE_READ_TIMEOUT']:g} s each): check the endpoint (AWS_ENDPOINT_URL) and "
+                             "credentials, or raise --storage-timeout/--storage-attempts") from exc
+
+
+def check_writable(output_uri: str, what: str = "output") -> None:
     """Create the output folder and write and delete a probe file, so an unwritable output stops
-    the job before any work (one InputError line naming the output and the cause)."""
-    probe = join(output_uri, "_state", f".write-probe-{uuid.uuid4().hex[:8]}")
+    the job before any work (one InputError line naming the output and the cause). A local
+    ``_state/`` folder the probe had to create is removed with it."""
+    state = join(output_uri, "_state")
+    probe = join(state, f".write-probe-{uuid.uuid4().hex[:8]}")
+    fs, state_path = filesystem(state)
+    made_state = isinstance(fs, LocalFileSystem) and not os.path.isdir(state_path)
     try:
         write_bytes(probe, b"ok")
         remove([probe])
+        if made_state:
+            os.rmdir(state_path)
     except (StorageError, OSError) as exc:
         cause = exc.__cause__ if isinstance(exc, StorageError) and exc.__cause__ else exc
-        raise InputError(f"output {output_uri!r} is not writable: {type(cause).__name__}: {cause}") from exc
+        raise InputError(f"{what} {output_uri!r} is not writable: {type(cause).__name__}: {cause}") from exc

@@ -1,15 +1,18 @@
 """The LM fine-tune job: samples on the driver, training on Ray Train, the model folder at the end.
 
-``prepare`` does everything that can fail on bad input before Ray starts (corpus, target,
-tokens, tokenizer, model folder, options); ``train`` runs the shared trainer and writes
-``MODEL/lm/`` (model, tokenizer, preview.jsonl, metrics.jsonl, loss.png) and ``MODEL/arp_model.json``.
+``prepare`` does everything that can fail on bad input before Ray starts and writes nothing
+(corpus, target, tokens, tokenizer, options, whose the model folder is and what it was built on,
+whether a checkpoint of other settings is there); ``start`` (under the output lock) records the
+run's settings and writes ``preview.jsonl``; ``train`` runs the shared trainer and writes
+``MODEL/lm/`` (model, tokenizer, metrics.jsonl, loss.png), the speech tokenizer's copy and
+``MODEL/arp_model.json``.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 
-from audiorole_ray.arp_model import update_part
+from audiorole_ray.arp_model import SpeechTokenizer, check_part, location, read_manifest, tokenizer_settings, update_part
 from audiorole_ray.errors import ConfigError, InputError
 from audiorole_ray.io.storage import join
 from audiorole_ray.lm import data
@@ -30,6 +33,10 @@ class Prepared:
     target: str
     model_dir: str
     base_model: str
+    speech: SpeechTokenizer | None = None
+    settings: dict = field(default_factory=dict)  # what the checkpoints depend on (train/runner.py)
+    restart: bool = False
+    preview: int = 3
     extra: dict = field(default_factory=dict)
 
 
@@ -51,9 +58,11 @@ def load_tokenizer(model: str, n_audio: int):
 
 
 def prepare(corpus: str, target: str, model: str, output: str, *, tokenizer: str | None = None,
-            max_tokens: int | None = 2048, lora: bool = False, preview: int = 3, seed: int = 0,
+            max_tokens: int | None = 2048, lora: bool = False, preview: int = 3, seed: int = 0, restart: bool = False,
             **train_options) -> Prepared:
     from audiorole_ray.lm.task import LMTask
+    from audiorole_ray.tokens.reader import tokens_by_key
+    from audiorole_ray.train.runner import check_continue
 
     cfg = TrainConfig(output=join(output, "lm"), seed=seed, **train_options)
     cfg.validate()
@@ -61,9 +70,17 @@ def prepare(corpus: str, target: str, model: str, output: str, *, tokenizer: str
         raise ConfigError("--lora does not work with --plugin gemini (ColossalAI's LoRA supports ddp and zero2)")
     if max_tokens is not None and max_tokens < 64:
         raise ConfigError("--max-tokens must be at least 64")
+    corpus, model = location(corpus), model if model == "tiny" else location(model)
     name = data.resolve_tokenizer(corpus, tokenizer)
+    speech = SpeechTokenizer.from_corpus(corpus, name)
+    info = speech.info
+    # whose the folder is and what it was built on, then the checkpoint: before anything is read at length
+    check_part(output, read_manifest(output), character=target, corpus=corpus, tokenizer=info, part="lm", restart=restart)
+    settings = {"model": model, "corpus": corpus, "target": target, **tokenizer_settings(info), "max_tokens": max_tokens,
+                "lora": lora, **cfg.learning_settings()}
+    check_continue(cfg.storage_path, cfg.run_name or LMTask.name, settings, restart)
     dialogues = data.target_dialogues(corpus, target)
-    codes, info = data.read_speech_tokens(corpus, name)
+    codes = tokens_by_key(corpus, name)
     n_audio = int(info.get("vocab_size") or 0)
     if n_audio <= 0:
         raise InputError(f"{join(corpus, 'tokens', name, 'tokenizer.json')} has no vocab_size")
@@ -73,9 +90,18 @@ def prepare(corpus: str, target: str, model: str, output: str, *, tokenizer: str
     if not samples:
         raise InputError(f"no training samples for {target!r} (counts: {counts})")
     task = LMTask(model=model, tokenizer=tok, tiny_config=tiny, lora=lora, seed=seed)
-    data.write_preview(join(cfg.output, PREVIEW), samples, tok, preview)
-    return Prepared(task=task, config=cfg, samples=samples, counts=counts, tokenizer_info={"name": name, **info},
-                    corpus=corpus, target=target, model_dir=output, base_model=model)
+    return Prepared(task=task, config=cfg, samples=samples, counts=counts, tokenizer_info=info, corpus=corpus, target=target,
+                    model_dir=output, base_model=model, speech=speech, settings=settings, restart=restart, preview=preview,
+                    extra={"max_tokens": max_tokens})
+
+
+def start(p: Prepared) -> None:
+    """Under the output lock, right before Ray starts: the run's checkpoints go (``--restart``)
+    and its settings are recorded; the preview of the samples is written."""
+    from audiorole_ray.train.runner import start_run
+
+    start_run(p.config.storage_path, p.config.run_name or p.task.name, p.settings, p.restart)
+    data.write_preview(join(p.config.output, PREVIEW), p.samples, p.task.tokenizer, p.preview)
 
 
 def train(p: Prepared, env: dict | None = None) -> dict:
@@ -96,6 +122,7 @@ def train(p: Prepared, env: dict | None = None) -> dict:
         "steps": outcome.steps, "samples": len(p.samples), "max_tokens": p.extra.get("max_tokens"),
         "first_epoch_loss": means[min(means)] if means else None, "last_epoch_loss": means[max(means)] if means else None,
     }
-    update_part(p.model_dir, character=p.target, corpus=p.corpus, tokenizer=p.tokenizer_info, part="lm", info=info)
+    update_part(p.model_dir, character=p.target, corpus=p.corpus, tokenizer=p.tokenizer_info, part="lm",
+                info={**info, "settings": p.settings}, speech=p.speech, restart=p.restart)
     return {**info, "resumed_from_step": outcome.resumed_from_step, "resumed_at": outcome.resumed_at, "wall_s": round(time.time() - t0, 1),
             "output": p.config.output, "checkpoint": outcome.checkpoint, "epoch_loss": means}

@@ -93,10 +93,14 @@ class Responder:
     def _load_speech_tokenizer(self, info: dict) -> None:
         from audiorole_ray import registry
 
+        from audiorole_ray.arp_model import model_codebook
+
         name, o = info.get("name"), self.options
         options = {}
         if name == "whisper-units":
-            options["codebook"] = o["codebook"] or join(self.manifest.get("corpus", ""), "tokens", name, info.get("codebook", "codebook.npz"))
+            # the model's own copy, checked against its manifest: a later re-fit of the corpus's codebook
+            # cannot change what it hears; --codebook overrides
+            options["codebook"] = o["codebook"] or model_codebook(self.model_dir, self.manifest)
         elif name == "glm4voice" and o["glm4voice_repo"]:
             options["repo"] = o["glm4voice_repo"]
         self.tokenizer = registry.create("tokenizer", name, model=o["tokenizer_model"] or info.get("local_model"),

@@ -7,6 +7,12 @@ from dataclasses import asdict, dataclass
 from audiorole_ray.errors import ConfigError
 
 PLUGINS = ("ddp", "gemini", "zero2")
+# what a run's checkpoints depend on (how the model learns, and the checkpoint's layout: ddp keeps
+# optimizer.pt, gemini/zero2 a sharded optimizer/): a re-run that changes one of them cannot continue
+# them (train/runner.py). Not here: epochs (more of them continue the run), workers (a
+# re-submission after a lost node), resources, storage, checkpoint cadence, failures, logging.
+LEARNING = ("lr", "batch_size", "seed", "plugin", "precision", "warmup_steps", "weight_decay", "min_lr_ratio",
+            "max_grad_norm", "shuffle_seed")
 
 
 @dataclass
@@ -55,3 +61,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def learning_settings(self) -> dict:
+        return {k: getattr(self, k) for k in LEARNING}

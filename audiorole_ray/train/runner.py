@@ -3,11 +3,15 @@
 Ray Train keeps the run's checkpoints under ``<storage>/<run name>/`` (local folder or s3://).
 A run that loses a worker restarts its workers from the latest checkpoint (``FailureConfig``);
 a run whose driver was killed is continued by the next run with the same run name and storage:
-Ray Train reloads the run's checkpoint snapshot from there.
+Ray Train reloads the run's checkpoint snapshot from there. Only a run with the same settings
+continues it: the driver records them beside the run folder (``<storage>/<run name>.settings.json``)
+and compares them with a re-run's before Ray starts (:func:`check_continue`); ``--restart``
+removes the run's checkpoints first (:func:`start_run`).
 """
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 from audiorole_ray.errors import ConfigError
@@ -28,25 +32,73 @@ class TrainOutcome:
 SNAPSHOT = "checkpoint_manager_snapshot.json"  # Ray Train V2's record of a run's checkpoints
 
 
+def record_uri(storage_path: str, run_name: str) -> str:
+    """The driver's record of the settings a run's checkpoints were made with, beside Ray Train's
+    run folder (Ray Train never touches it)."""
+    from audiorole_ray.io.storage import join
+
+    return join(storage_path, f"{run_name}.settings.json")
+
+
 def latest_state(storage_path: str, run_name: str) -> dict | None:
     """The counters (``state.json``) of the checkpoint a re-run of this run continues from, or
     ``None``: the latest one in the run snapshot Ray Train keeps beside the checkpoints, which is
-    the one it hands to ``get_checkpoint()``."""
-    import json
-
-    from fsspec.core import url_to_fs
-
-    from audiorole_ray.io.storage import join
+    the one it hands to ``get_checkpoint()``. Storage that cannot be read is an error, not
+    "no checkpoint"."""
+    from audiorole_ray.io.storage import join, read_json
     from audiorole_ray.train.checkpoint import STATE
 
-    fs, root = url_to_fs(join(storage_path, run_name))
+    root = join(storage_path, run_name)
     try:
-        with fs.open(f"{root.rstrip('/')}/{SNAPSHOT}") as f:
-            latest = json.load(f).get("latest_checkpoint_result") or {}
-        with fs.open(f"{root.rstrip('/')}/{latest['checkpoint_dir_name']}/{STATE}") as f:
-            return json.load(f)
-    except (OSError, ValueError, KeyError, TypeError):
+        latest = read_json(join(root, SNAPSHOT)).get("latest_checkpoint_result") or {}
+        return read_json(join(root, latest["checkpoint_dir_name"], STATE))
+    except (FileNotFoundError, ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def check_continue(storage_path: str, run_name: str, settings: dict, restart: bool = False) -> dict | None:
+    """Before Ray starts: the state of the checkpoint a re-run would continue (``None``: nothing
+    to continue, as after a run killed before its first checkpoint). A checkpoint made with
+    other ``settings`` is refused, naming the differences, unless ``restart`` (the job then
+    discards it in :func:`start_run`)."""
+    from audiorole_ray.arp_model import changes
+    from audiorole_ray.io.storage import join, read_json
+
+    state = latest_state(storage_path, run_name)
+    if state is None or restart:
+        return state
+    try:
+        recorded = read_json(record_uri(storage_path, run_name))["settings"]
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        print(f"warning: the checkpoint at step {state['step']} in {join(storage_path, run_name)} has no record of its "
+              "settings (made by an older version): continuing it as it is", file=sys.stderr)
+        return state
+    diff = changes(recorded, settings, sorted(set(recorded) | set(settings)))
+    if diff:
+        raise ConfigError(f"{join(storage_path, run_name)} holds a checkpoint at step {state['step']} made with other settings "
+                          f"({'; '.join(diff)}): re-run with those to continue it, or add --restart to discard it and train afresh")
+    return state
+
+
+def start_run(storage_path: str, run_name: str, settings: dict, restart: bool = False) -> None:
+    """Under the job's output lock, right before Ray starts: with ``restart`` the run's
+    checkpoints are removed (the snapshot first, so a removal cut short leaves nothing to
+    continue); then the settings are recorded for the next re-run to compare."""
+    import datetime as _dt
+
+    from audiorole_ray.io.storage import exists, join, remove, remove_tree, write_json
+
+    root = join(storage_path, run_name)
+    if restart:
+        state = latest_state(storage_path, run_name)
+        if state is not None:
+            print(f"--restart: removing the checkpoints of {root} (the latest at step {state['step']})", flush=True)
+        if exists(join(root, SNAPSHOT)):
+            remove([join(root, SNAPSHOT)])
+        remove_tree(root)
+    write_json(record_uri(storage_path, run_name), {
+        "run": run_name, "settings": settings,
+        "recorded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
 
 
 def run(task: TrainTask, dataset, cfg: TrainConfig, *, rows: int | None = None, env: dict | None = None,
