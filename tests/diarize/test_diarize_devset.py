@@ -110,7 +110,8 @@ def test_eval_script_scores_one_dev_episode(tmp_path, monkeypatch):
     alt = eval_diarize.evaluate(EmbeddedBackend(), "one", cache, truth_root=tmp_path / "alt")["talkshow"]
     assert "labels_vs_committed" not in base and alt["main_purity"] == base["main_purity"]
     agree = alt["labels_vs_committed"]
-    assert agree["main_purity"] == agree["main_coverage"] == 1.0 and agree["der"] == 0.0, agree
+    # equal labels: DER zero up to the summation's rounding (1e-16 on some CPUs)
+    assert agree["main_purity"] == agree["main_coverage"] == 1.0 and agree["der"] < 1e-12, agree
 
 
 @pytest.mark.parametrize("argv, message", [
