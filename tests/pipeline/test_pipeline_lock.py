@@ -15,10 +15,10 @@ def test_release_removes_the_empty_state_folder(tmp_path):
 
 
 def test_a_run_failing_up_front_leaves_no_state(tmp_path):
-    """As a job's main: the writable check (it makes _state/ for its probe), the lock, a failure."""
+    """As a job's main: the writable check (its probe leaves no _state/), the lock, a failure."""
     out = tmp_path / "out"
     check_writable(str(out))
-    assert (out / "_state").is_dir()
+    assert out.is_dir() and not (out / "_state").exists()
     with pytest.raises(ConfigError), OutputLock(str(out)):
         raise ConfigError("failed before any work")
     assert out.is_dir() and not (out / "_state").exists()
