@@ -325,3 +325,20 @@ def test_arp_system_in_the_evaluation_pass(arp_model, sample_corpus, tmp_path):
     assert third["resumed"] == 0 and third["errors"] == 0
     kept = (tmp_path / "e" / "answers" / "arp").rglob("*.wav")
     assert len({p.relative_to(tmp_path / "e" / "answers" / "arp").parts[0] for p in kept}) == 2  # a folder per model version
+
+
+@pytest.mark.slow
+def test_arp_system_input_longer_than_the_context_is_the_items_error(arp_model, sample_corpus, tmp_path):
+    """ARP-Eval's arp: system does not cut inputs: a too-long A turn is that item's error, with
+    the counts, and the pass goes on."""
+    from audiorole_ray.eval.job import run
+    from audiorole_ray.eval.stage import EvalSettings
+
+    model = shorter_context(arp_model, tmp_path / "model", 1, 600)  # 600: the Responder's default max_new_tokens
+    settings = EvalSettings(corpus=str(sample_corpus), output=str(tmp_path / "e"), cp_standin=False,
+                            systems=[{"name": "short", "kind": "arp", "arg": str(model)}, {"name": "reference", "kind": "reference", "arg": ""}])
+    summary = run(settings, ["sitcom_spk00"], limit=1, local=True)
+    items = pd.read_parquet(tmp_path / "e" / "items.parquet").set_index("system")
+    assert items.loc["reference", "status"] == "ok"
+    assert items.loc["short", "status"] == "error" and summary["errors"] == 1
+    assert "InputTooLong" in items.loc["short", "error"] and "room for 1 input tokens" in items.loc["short", "error"]
