@@ -111,6 +111,11 @@ class Responder:
         if "decoder" not in parts and not o["decoder_model"]:
             raise MissingModelError(f"{self.model_dir} has no trained decoder (run jobs/train_decoder.py) and no --decoder-model was given")
         self.lm_path = o["lm"] or join(self.model_dir, "lm")
+        from audiorole_ray.io.storage import exists
+
+        if not exists(join(self.lm_path, "config.json")):
+            raise MissingModelError(f"{self.lm_path} holds no LM (no config.json): give --lm with a model folder, or retrain "
+                                    f"{self.model_dir}'s LM with jobs/train_lm.py")
         self._load_text_tokenizer(self.lm_path, int(manifest["tokenizer"].get("vocab_size") or 0))
         self.context, self.context_source = lm_context(manifest, self.lm_path, bool(o["lm"]))
         room = self.input_room()

@@ -24,6 +24,7 @@ def model(tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("respond_refusals") / "model"
     build_tokenizer(64).save_pretrained(folder / "lm")
+    (folder / "lm" / "config.json").write_text(json.dumps({"model_type": "glm", "max_position_embeddings": 8192}))  # no weights
     tokenizer = {"name": "whisper-units", "frame_rate": 12.5, "vocab_size": 64}
     (folder / "arp_model.json").write_text(json.dumps({
         "format": "audiorole-arp-model", "version": 1, "character": "sitcom_spk00", "corpus": str(folder / "corpus"),
@@ -180,3 +181,15 @@ def test_removed_if_failed_takes_only_empty_folders(tmp_path):
         (existing / "_state").mkdir()
         raise RuntimeError("failed")
     assert existing.is_dir() and not (existing / "_state").exists()  # the user's folder stays
+
+
+def test_model_without_its_lm_is_refused_in_one_line(model, speech, tmp_path, capsys):
+    import shutil
+
+    broken = tmp_path / "model"
+    shutil.copytree(model, broken)
+    shutil.rmtree(broken / "lm")
+    code, err = respond(["--model", str(broken), "--input", str(speech), "--output", str(tmp_path / "b.wav")], capsys)
+    assert code == 2
+    one_line_error(err, "holds no LM", "jobs/train_lm.py")
+    assert not (tmp_path / "b.wav").exists()
