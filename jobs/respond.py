@@ -11,6 +11,11 @@ split into text and speech tokens, and the speech tokens go through the characte
 and the vocoder. --lm / --decoder-model use a real glm-4-voice-9b / glm-4-voice-decoder folder.
 The batch mode answers every test A turn of the character in corpus OUT, writing
 RESPONSES/responses.parquet and FLAC shards; re-running it skips the dialogues already answered.
+
+Single mode writes the .wav it names or fails: a folder, another extension, the input itself or
+an unwritable place is refused before the model loads. An input longer than the model's context
+(with room for --max-new-tokens) is refused, or with --truncate-input keeps its last tokens and
+says so (status input_cut); in batch mode such a turn is recorded as too_long unless cut.
 """
 from __future__ import annotations
 
@@ -33,6 +38,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     src.add_argument("--corpus", help="batch mode: answer every test A turn of the model's character in this corpus")
     p.add_argument("--output", required=True, help="the answer's .wav (single mode) or the RESPONSES folder (batch mode)")
     p.add_argument("--text", action="store_true", help="single mode: print the answer's transcript part")
+    p.add_argument("--truncate-input", action="store_true",
+                   help="an input longer than the model's context keeps its last tokens (recorded as status input_cut) "
+                   "instead of being refused")
     from audiorole_ray.respond.engine import Sampling
     from audiorole_ray.tokens.base import TOKEN_RATE
 
@@ -62,7 +70,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def responder_options(args) -> dict:
     return {"vocoder": args.vocoder, "vocoder_model": args.vocoder_model, "lm": args.lm, "decoder_model": args.decoder_model,
             "codebook": args.codebook, "tokenizer_model": args.tokenizer_model, "glm4voice_repo": args.glm4voice_repo,
-            "n_timesteps": args.steps}
+            "n_timesteps": args.steps, "truncate_input": args.truncate_input}
 
 
 def sampling(args) -> dict:
@@ -73,19 +81,25 @@ def single(args) -> int:
     from audiorole_ray.io.audio import SAMPLE_RATE, load
     from audiorole_ray.pipeline.stage import resolve_device
     from audiorole_ray.respond.engine import Responder, Sampling
+    from audiorole_ray.respond.job import check_answer_file
     from audiorole_ray.wav import write_wav
 
+    # everything that can be refused is, before the model's weights load (minutes for a 9B LM)
+    check_answer_file(args.output, args.input)
     audio, _ = load(args.input, SAMPLE_RATE)
     responder = Responder(args.model, device=resolve_device(args.device, 0), sampling=Sampling(**sampling(args)),
-                          **responder_options(args)).load()
-    answer = responder.respond(audio)
+                          **responder_options(args)).prepare()
+    responder.check_input(audio.size)
+    answer = responder.load().respond(audio)
     if args.text:
         print(answer.text)
     summary = {"status": answer.status, "problems": answer.problems, "input_tokens": answer.input_tokens,
-               "speech_tokens": len(answer.speech), "seconds": answer.seconds}
+               "input_tokens_cut": answer.input_cut, "speech_tokens": len(answer.speech), "seconds": answer.seconds}
     if answer.audio.size:
-        write_wav(args.output, answer.audio, answer.rate)
+        write_wav(args.output, answer.audio, answer.rate)  # through a temporary name: the file is whole or absent
         summary.update(output=args.output, duration_s=round(answer.audio.size / answer.rate, 3), sample_rate=answer.rate)
+    else:  # a file left there by an earlier run is not this answer: never named as written
+        summary.update(output=None, not_written=f"no speech to write: {args.output} was not written")
     print(json.dumps(summary), file=sys.stderr if args.text else sys.stdout)
     return 0 if answer.audio.size else 1
 
@@ -93,19 +107,23 @@ def single(args) -> int:
 def batch(args, env: dict) -> int:
     from audiorole_ray.io.storage import check_writable
     from audiorole_ray.pipeline.lock import OutputLock
-    from audiorole_ray.respond.job import run_batch
+    from audiorole_ray.respond.job import check_batch_output, plan_batch, removed_if_failed, run_batch
 
-    check_writable(args.output)
-    with OutputLock(args.output):
-        init_ray(args, {**env, "TOKENIZERS_PARALLELISM": "false"}, cpus=args.cpus_per_worker, gpus=args.gpus_per_worker)
-        import ray
+    # read-only checks first (model, context, the character's test turns), then the output
+    check_batch_output(args.output, args.corpus, args.model)
+    plan = plan_batch(args.model, args.corpus, responder_options(args), sampling(args))
+    with removed_if_failed(args.output):
+        check_writable(args.output)
+        with OutputLock(args.output):
+            init_ray(args, {**env, "TOKENIZERS_PARALLELISM": "false"}, cpus=args.cpus_per_worker, gpus=args.gpus_per_worker)
+            import ray
 
-        try:
-            options = {**responder_options(args), "device": args.device}
-            summary = run_batch(args.model, args.corpus, args.output, options, sampling(args), workers=args.workers,
-                                cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker)
-        finally:
-            ray.shutdown()
+            try:
+                options = {**responder_options(args), "device": args.device}
+                summary = run_batch(args.model, args.corpus, args.output, options, sampling(args), workers=args.workers,
+                                    cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker, plan=plan)
+            finally:
+                ray.shutdown()
     print(json.dumps(summary))
     return 0
 

@@ -165,10 +165,9 @@ def item_inputs(item: dict, system: dict, ref: dict) -> str:
     system = {k: v for k, v in system.items() if k not in ("options", "scope")}
     parts = [system, item["a_audio_path"], item["a_audio_key"], item["b_audio_path"], item["b_audio_key"], ref.get("fingerprint", "")]
     if system["kind"] == "responses":
-        from fsspec.core import url_to_fs
+        from audiorole_ray.eval.systems import responses_fingerprint
 
-        fs, root = url_to_fs(system["arg"])
-        parts.append(sorted((p.rsplit("/", 1)[-1], fs.size(p)) for p in fs.glob(f"{root.rstrip('/')}/{item['dialogue_id']}/{item['turn_index']}.*")))
+        parts.append(responses_fingerprint(system["arg"], item))
     return fingerprint(*parts)
 
 

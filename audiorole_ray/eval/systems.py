@@ -7,6 +7,9 @@
 - ``responses:DIR``: answers made elsewhere, one audio file per exchange at
   ``DIR/<dialogue_id>/<turn_index>.<ext>`` (``dialogue_id`` as in dialogues.parquet, its slashes
   are folders; ``turn_index`` is the B turn's; any container FFmpeg reads: wav, flac, mp3, ogg...);
+  or, when ``DIR/responses.parquet`` exists, what ``jobs/respond.py``'s batch mode writes: the row
+  of the exchange's A turn (same dialogue and A clip; its ``turn_index`` is the A turn's) and its
+  answer in ``DIR/<response_path>`` (a FLAC shard); a row without audio is that item's error;
 - ``openai:MODEL``: a speech-out chat model behind an OpenAI-compatible endpoint (``--api-url``,
   key from ``--api-key-env``), given the input audio and the paper's Table 5 prompt, answering
   with its default voice (``alloy``). Its answers are saved under
@@ -150,6 +153,7 @@ class AnswerSource:
         self.api = api or {}
         self._chat = None
         self._arp = None
+        self._batch = None  # responses:DIR in respond's batch layout (False: the per-file layout)
 
     def answer(self, item: dict) -> tuple[np.ndarray, dict]:
         kind = self.spec.kind
@@ -167,6 +171,10 @@ class AnswerSource:
 
     # -- responses:DIR ------------------------------------------------------------------------
     def _from_folder(self, item: dict) -> tuple[np.ndarray, dict]:
+        if self._batch is None:
+            self._batch = BatchResponses.open(self.spec.arg) or False
+        if self._batch:
+            return self._batch.answer(item)
         fs, root = url_to_fs(self.spec.arg)
         stem = f"{root.rstrip('/')}/{item['dialogue_id']}/{item['turn_index']}"
         found = [p for p in fs.glob(stem + ".*") if Path(p).suffix.lower() in AUDIO_EXTENSIONS]
@@ -238,3 +246,77 @@ class AnswerSource:
         write_bytes(uri, raw)
         return to_16k(answer.audio, int(answer.rate)), {"answer_source": uri, "answer_cached": False, "answer_file": (rel, len(raw)),
                                                         "arp_text": answer.text, "arp_status": answer.status}
+
+
+class BatchResponses:
+    """``responses:DIR`` as ``jobs/respond.py``'s batch mode writes it: ``responses.parquet``, one
+    row per A turn, and FLAC shards (``audio/<n>.tar``). Shards are kept two at a time: a
+    dialogue's answers share one."""
+
+    def __init__(self, root: str, table):
+        self.root = root
+        self.rows = {(r["dialogue_id"], r["audio_key"]): r for r in table.to_dict("records")}
+        self._shards: dict[str, dict] = {}
+
+    @classmethod
+    def open(cls, root: str) -> "BatchResponses | None":
+        """The folder's batch layout (``None`` without ``responses.parquet``), read once per
+        version of that file: the driver asks for it once per item."""
+        import pandas as pd
+
+        from audiorole_ray.respond.batch import RESPONSES
+
+        fs, path = url_to_fs(join(root, RESPONSES))
+        try:
+            info = fs.info(path)
+        except FileNotFoundError:
+            return None
+        stamp = (root, info.get("size"), info.get("mtime") or info.get("ETag") or info.get("LastModified"))
+        if _OPENED.get("stamp") != stamp:
+            with fs.open(path, "rb") as f:
+                _OPENED.update(stamp=stamp, batch=cls(root, pd.read_parquet(f)))
+        return _OPENED["batch"]
+
+    def row(self, item: dict) -> dict | None:
+        """The row of the item's A turn: ARP-Eval's ``turn_index`` is the B turn's, respond's the
+        A turn's, so the A clip's key (in its dialogue) is what both share."""
+        return self.rows.get((item["dialogue_id"], item["a_audio_key"]))
+
+    def answer(self, item: dict) -> tuple[np.ndarray, dict]:
+        from audiorole_ray.corpus.shards import read_shard
+        from audiorole_ray.respond.batch import RESPONSES
+
+        row = self.row(item)
+        if row is None:
+            raise InputError(f"{join(self.root, RESPONSES)} has no row for dialogue {item['dialogue_id']!r} A turn "
+                             f"{item['a_audio_key']!r} (answered from another corpus, or another character's turns?)")
+        if not row["response_key"]:
+            raise ValueError(f"respond gave this turn no answer (status {row['status']}: {row['error'] or row['problems'] or 'no audio'})")
+        uri = join(self.root, row["response_path"])
+        if uri not in self._shards:
+            self._shards = {**dict(list(self._shards.items())[-1:]), uri: read_shard(uri)}
+        sample = self._shards[uri].get(row["response_key"], {})
+        if "flac" not in sample:
+            raise InputError(f"no answer {row['response_key']!r} in {uri} (responses.parquet names it)")
+        audio, rate = decode_bytes(sample["flac"])
+        return to_16k(audio, rate), {"answer_source": f"{uri}#{row['response_key']}", "arp_text": row["text"],
+                                     "arp_status": row["status"]}
+
+
+_OPENED: dict = {}  # the last responses.parquet read: its (folder, size, mtime) and its BatchResponses
+
+
+def responses_fingerprint(arg: str, item: dict) -> list:
+    """What an item of ``responses:DIR`` is scored from, for its hash, so a replaced answer is
+    scored again: in the batch layout the row's answer facts and its shard's size, else the
+    names and sizes of the item's answer files."""
+    fs, root = url_to_fs(arg)
+    batch = BatchResponses.open(arg)
+    if batch is None:
+        return sorted((p.rsplit("/", 1)[-1], fs.size(p)) for p in fs.glob(f"{root.rstrip('/')}/{item['dialogue_id']}/{item['turn_index']}.*"))
+    row = batch.row(item)
+    if row is None:
+        return ["no row"]
+    shard = f"{root.rstrip('/')}/{row['response_path']}" if row["response_key"] else ""
+    size = fs.size(shard) if shard and fs.exists(shard) else None
+    return [{k: row[k] for k in ("response_path", "response_key", "status", "error", "text", "duration_s", "n_speech_tokens")}, size]

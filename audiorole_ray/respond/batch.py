@@ -4,8 +4,12 @@ Ray Data pass (the project's runner: one marker per item, re-runs skip finished 
 An item is one test dialogue: its A turns are answered in order and the answers go to one FLAC
 shard per dialogue (``RESPONSES/audio/<n>.tar``, WebDataset layout: ``<key>.flac`` +
 ``<key>.json``). A turn that generates no speech, or malformed blocks, is recorded with its
-status and reason; an exception on one turn is that turn's ``error``, the others go on.
-``responses.parquet`` is assembled from the markers at the end.
+status and reason; an exception on one turn is that turn's ``error``, the others go on (a turn
+longer than the model's context is one, status ``too_long``, unless the responder cuts inputs: then
+``n_input_tokens_cut`` and ``problems`` say so). ``responses.parquet`` is assembled from the
+markers at the end; ``turn_index`` is the A turn's (ARP-Eval's items carry the B turn's, the
+next one), ``response_key`` names the answer's ``<key>.flac`` in ``response_path`` (empty when
+the turn has no audio).
 """
 from __future__ import annotations
 
@@ -22,7 +26,16 @@ from audiorole_ray.io.storage import join
 
 RESPONSES = "responses.parquet"
 COLUMNS = ["dialogue_id", "turn_index", "audio_key", "audio_path", "text", "response_path", "response_key", "status",
-           "error", "duration_s", "rms_dbfs", "sample_rate", "n_input_tokens", "n_speech_tokens", "problems"]
+           "error", "duration_s", "rms_dbfs", "sample_rate", "n_input_tokens", "n_input_tokens_cut", "n_speech_tokens",
+           "problems"]
+
+
+def empty_row(dialogue_id: str, turn: dict, error: str = "") -> dict:
+    """A turn's row before (or without) an answer."""
+    return {"dialogue_id": dialogue_id, "turn_index": turn["turn_index"], "audio_key": turn["audio_key"],
+            "audio_path": turn["audio_path"], "text": "", "response_path": "", "response_key": "", "status": "error",
+            "error": error, "duration_s": 0.0, "rms_dbfs": -120.0, "sample_rate": 0, "n_input_tokens": 0,
+            "n_input_tokens_cut": 0, "n_speech_tokens": 0, "problems": ""}
 
 
 def test_items(corpus: str, character: str, model_stamp: str) -> list[dict]:
@@ -71,7 +84,9 @@ class RespondStage(Stage):
     sampling: dict = field(default_factory=dict)
 
     def settings(self) -> dict:
-        return {"model": self.model_dir, "options": self.responder_options, "sampling": self.sampling}
+        # truncate_input only when set: folders answered before the option existed stay current
+        options = {k: v for k, v in self.responder_options.items() if k != "truncate_input" or v}
+        return {"model": self.model_dir, "options": options, "sampling": self.sampling}
 
     def setup(self) -> None:
         from audiorole_ray.pipeline.stage import resolve_device
@@ -86,6 +101,7 @@ class RespondStage(Stage):
         from audiorole_ray.io.storage import write_bytes
         from audiorole_ray.resample import resample
         from audiorole_ray.io.audio import SAMPLE_RATE, encode_flac
+        from audiorole_ray.respond.engine import InputTooLong
 
         # rows come through Arrow/pandas: plain Python values for the marker's JSON
         turns = [{"turn_index": int(t["turn_index"]), "audio_key": str(t["audio_key"]), "audio_path": str(t["audio_path"])}
@@ -98,17 +114,14 @@ class RespondStage(Stage):
         shard = f"audio/{item['id']}.tar"
         for t in turns:
             key = f"{item['id']}_{t['turn_index']:03d}"
-            row = {"dialogue_id": item["dialogue_id"], "turn_index": t["turn_index"], "audio_key": t["audio_key"],
-                   "audio_path": t["audio_path"], "text": "", "response_path": "", "response_key": "", "status": "error",
-                   "error": "", "duration_s": 0.0, "rms_dbfs": -120.0, "sample_rate": 0, "n_input_tokens": 0,
-                   "n_speech_tokens": 0, "problems": ""}
+            row = empty_row(item["dialogue_id"], t)
             try:
                 if t["audio_key"] not in audio:
                     raise InputError(f"clip {t['audio_key']} not found in {t['audio_path']}")
                 seconds += len(audio[t["audio_key"]]) / SAMPLE_RATE
                 ans = self.responder.respond(audio[t["audio_key"]])
                 row.update(text=ans.text, status=ans.status, problems="; ".join(ans.problems), sample_rate=ans.rate,
-                           n_input_tokens=ans.input_tokens, n_speech_tokens=len(ans.speech),
+                           n_input_tokens=ans.input_tokens, n_input_tokens_cut=ans.input_cut, n_speech_tokens=len(ans.speech),
                            duration_s=round(len(ans.audio) / ans.rate, 3) if ans.rate else 0.0,
                            rms_dbfs=round(rms_dbfs(ans.audio), 1))
                 if ans.status == "no_speech":
@@ -118,6 +131,8 @@ class RespondStage(Stage):
                     row.update(response_path=shard, response_key=key)
             except Exception as exc:  # noqa: BLE001 - one turn's failure is recorded, the dialogue goes on
                 row["error"] = f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, InputTooLong):  # its own count in the summary: the fix is --truncate-input
+                    row["status"] = "too_long"
             rows.append(row)
         outputs = {}
         if samples:
@@ -131,12 +146,9 @@ def assemble(done: dict, errors: list, items: list[dict]) -> pd.DataFrame:
     failed = {e.episode_id: e.error for e in errors}
     for it in items:
         if it["id"] in failed:
-            for t in it["turns"]:
-                rows.append({"dialogue_id": it["dialogue_id"], "turn_index": t["turn_index"], "audio_key": t["audio_key"],
-                             "audio_path": t["audio_path"], "text": "", "response_path": "", "response_key": "",
-                             "status": "error", "error": failed[it["id"]], "duration_s": 0.0, "rms_dbfs": -120.0, "sample_rate": 0,
-                             "n_input_tokens": 0, "n_speech_tokens": 0, "problems": ""})
+            rows += [empty_row(it["dialogue_id"], t, failed[it["id"]]) for t in it["turns"]]
     df = pd.DataFrame(rows, columns=COLUMNS)
+    df["n_input_tokens_cut"] = df["n_input_tokens_cut"].fillna(0).astype(int)  # markers made before the column
     return df.sort_values(["dialogue_id", "turn_index"]).reset_index(drop=True)
 
 

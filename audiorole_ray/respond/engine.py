@@ -7,6 +7,13 @@ Parts come from ``MODEL/arp_model.json`` (the LM in ``MODEL/lm``, the decoder in
 GLM-4-Voice's own ``AudioDecoder``: its flow and HiFT), ``vocoder`` (a registry backend for our
 decoder's mel), ``tokenizer_model`` / ``codebook``; ``glm4voice_repo`` is the local GLM-4-Voice
 checkout every official part is run through.
+
+Input longer than the model's context (the longest sample its LM was trained on, ``max_tokens``
+in the manifest; else its LM config's position limit), with room left for ``max_new_tokens``,
+is refused (:class:`InputTooLong`) unless ``truncate_input``: then the input keeps its last
+tokens, since the answer follows what was said last (a cut start is joining a conversation late;
+a cut end would present a speaker stopped mid-word as done), and the cut is recorded in the
+answer's ``status`` (``input_cut``) and ``problems``.
 """
 from __future__ import annotations
 
@@ -16,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from audiorole_ray.errors import ConfigError, MissingModelError
+from audiorole_ray.errors import ConfigError, InputError, MissingModelError
 from audiorole_ray.io.storage import join
 from audiorole_ray.respond.parse import Response, split_response
 
@@ -41,20 +48,44 @@ class Answer:
     speech: list[int]
     audio: np.ndarray  # float32 mono at ``rate`` (empty when there is no speech)
     rate: int
-    status: str  # ok | malformed | no_speech
+    status: str  # ok | input_cut (well formed, to a cut input) | malformed | no_speech
     problems: list[str]
     finished: bool
-    input_tokens: int
+    input_tokens: int  # speech tokens the LM heard
     seconds: dict
+    input_cut: int = 0  # speech tokens cut from the input's start (truncate_input)
+
+
+class InputTooLong(InputError):
+    """The input does not fit the model's context with room for the answer."""
+
+
+def lm_context(manifest: dict, lm_path: str, lm_override: bool) -> tuple[int | None, str]:
+    """(tokens, where that number comes from) of the context the LM can answer in: the longest
+    sample the model's LM was trained on, else its config's position limit (a ``--lm`` folder,
+    or a manifest from before ``max_tokens`` was recorded); ``None`` when neither says."""
+    from audiorole_ray.io.storage import exists, read_json
+
+    trained = ((manifest.get("parts") or {}).get("lm") or {}).get("max_tokens")
+    if trained and not lm_override:
+        return int(trained), "the longest sample its LM was trained on, train_lm --max-tokens"
+    config = join(lm_path, "config.json")
+    cfg = read_json(config) if exists(config) else {}
+    for key in ("seq_length", "max_position_embeddings", "n_positions"):
+        if cfg.get(key):
+            return int(cfg[key]), f"{key} of {config}"
+    return None, ""
 
 
 class Responder:
     def __init__(self, model_dir: str, device: str = "cpu", sampling: Sampling | None = None, vocoder: str = "hifigan",
                  vocoder_model: str | None = None, lm: str | None = None, decoder_model: str | None = None,
                  codebook: str | None = None, tokenizer_model: str | None = None, glm4voice_repo: str | None = None,
-                 n_timesteps: int = 10):
+                 n_timesteps: int = 10, truncate_input: bool = False):
         self.model_dir, self.device = model_dir, device
         self.sampling = sampling or Sampling()
+        self.truncate_input = truncate_input
+        self.manifest: dict | None = None
         # glm4voice_repo: one local GLM-4-Voice checkout for every official part (tokenizer, HiFT, decoder)
         self.options = dict(vocoder=vocoder, vocoder_model=vocoder_model, lm=lm, decoder_model=decoder_model,
                             codebook=codebook, tokenizer_model=tokenizer_model, glm4voice_repo=glm4voice_repo)
@@ -62,9 +93,14 @@ class Responder:
         self.loaded = False
 
     # ------------------------------------------------------------------ loading
-    def load(self) -> "Responder":
+    def prepare(self) -> "Responder":
+        """What checking an input needs, without any weights: the manifest, the LM's text
+        tokenizer and the context. Refuses a model without its parts, and sampling that leaves
+        no room for an input."""
         from audiorole_ray.arp_model import read_manifest
 
+        if self.manifest is not None:
+            return self
         o = self.options
         manifest = read_manifest(self.model_dir)
         if manifest is None:
@@ -74,9 +110,27 @@ class Responder:
             raise MissingModelError(f"{self.model_dir} has no trained LM (run jobs/train_lm.py) and no --lm was given")
         if "decoder" not in parts and not o["decoder_model"]:
             raise MissingModelError(f"{self.model_dir} has no trained decoder (run jobs/train_decoder.py) and no --decoder-model was given")
+        self.lm_path = o["lm"] or join(self.model_dir, "lm")
+        from audiorole_ray.io.storage import exists
+
+        if not exists(join(self.lm_path, "config.json")):
+            raise MissingModelError(f"{self.lm_path} holds no LM (no config.json): give --lm with a model folder, or retrain "
+                                    f"{self.model_dir}'s LM with jobs/train_lm.py")
+        self._load_text_tokenizer(self.lm_path, int(manifest["tokenizer"].get("vocab_size") or 0))
+        self.context, self.context_source = lm_context(manifest, self.lm_path, bool(o["lm"]))
+        room = self.input_room()
+        if room is not None and room < 1:
+            raise ConfigError(f"--max-new-tokens {self.sampling.max_new_tokens} leaves no room for an input in the model's "
+                              f"{self.context}-token context ({self.context_source}): lower --max-new-tokens")
         self.manifest = manifest
+        return self
+
+    def load(self) -> "Responder":
+        o = self.options
+        self.prepare()
+        manifest = self.manifest
         self._load_speech_tokenizer(manifest["tokenizer"])
-        self._load_lm(o["lm"] or join(self.model_dir, "lm"))
+        self._load_lm(self.lm_path)
         if o["decoder_model"]:
             self._load_official_decoder(o["decoder_model"], o["glm4voice_repo"])
         else:
@@ -107,22 +161,33 @@ class Responder:
                                          device=self.device, **options)
         self.tokenizer.load()
 
-    def _load_lm(self, path: str) -> None:
-        from audiorole_ray.errors import require
-
-        require("transformers", "'audiorole-ray[train]'", "the ARP-Model's LM")
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from audiorole_ray.lm.format import ChatTokens
-
+    @staticmethod
+    def _remote_code(path: str) -> bool:
         from pathlib import Path
 
         # glm-4-voice-9b brings its model code (modeling_chatglm.py); our tiny GLM is transformers' own
-        remote = "://" not in str(path) and any(Path(path).glob("*.py"))
-        self.text_tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=remote)
-        self.lm = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=remote).to(self.device).eval()
-        n_audio = int(self.manifest["tokenizer"].get("vocab_size") or self.tokenizer.vocab_size)
-        self.ct = ChatTokens.from_tokenizer(self.text_tokenizer, n_audio)  # checks <|audio_N|> covers every code
+        return "://" not in str(path) and any(Path(path).glob("*.py"))
+
+    def _load_text_tokenizer(self, path: str, n_audio: int) -> None:
+        from audiorole_ray.errors import require
+
+        require("transformers", "'audiorole-ray[train]'", "the ARP-Model's LM")
+        from transformers import AutoTokenizer
+
+        from audiorole_ray.lm.format import ChatTokens
+
+        self.text_tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=self._remote_code(path))
+        # checks <|audio_N|> covers every code; without the count (an old manifest) once the speech tokenizer is loaded
+        self.ct = ChatTokens.from_tokenizer(self.text_tokenizer, n_audio) if n_audio else None
+
+    def _load_lm(self, path: str) -> None:
+        from transformers import AutoModelForCausalLM
+
+        from audiorole_ray.lm.format import ChatTokens
+
+        self.lm = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=self._remote_code(path)).to(self.device).eval()
+        if self.ct is None:
+            self.ct = ChatTokens.from_tokenizer(self.text_tokenizer, int(self.tokenizer.vocab_size))
 
     def _load_official_decoder(self, folder: str, repo: str | None) -> None:
         """GLM-4-Voice's own ``AudioDecoder`` (flow + HiFT) from its checkout."""
@@ -144,6 +209,48 @@ class Responder:
 
         ct = self.ct
         return [*head_ids(ct), *ct.newline, ct.begin_audio, *ct.speech(codes), ct.end_audio, ct.assistant, *ct.response_header]
+
+    def input_room(self) -> int | None:
+        """Speech tokens an input may have: the context less the prompt around it and
+        ``max_new_tokens`` (``None``: no known context)."""
+        if self.context is None:
+            return None
+        ct = self.ct
+        around = len(self.prompt_ids([])) if ct is not None else 0
+        return self.context - around - self.sampling.max_new_tokens
+
+    @property
+    def samples_per_token(self) -> int:
+        from audiorole_ray.tokens.base import SAMPLE_RATE, TOKEN_RATE
+
+        rate = float((self.manifest or {}).get("tokenizer", {}).get("frame_rate") or TOKEN_RATE)
+        return int(round(SAMPLE_RATE / rate))
+
+    def fit_input(self, n_tokens: int) -> int:
+        """How many of an input's ``n_tokens`` speech tokens to keep (all, or its last ones with
+        ``truncate_input``); a longer input than fits is refused with the counts and the fix."""
+        room = self.input_room()
+        if room is None or n_tokens <= room:
+            return n_tokens
+        if self.truncate_input:
+            return room
+        from audiorole_ray.tokens.base import SAMPLE_RATE
+
+        rate = SAMPLE_RATE / self.samples_per_token
+        raise InputTooLong(f"the input is {n_tokens} speech tokens ({n_tokens / rate:.1f} s) but the model's context is "
+                           f"{self.context} tokens ({self.context_source}), room for {room} input tokens ({room / rate:.1f} s) "
+                           f"with max_new_tokens {self.sampling.max_new_tokens}: give a shorter input, or --truncate-input "
+                           f"(jobs/respond.py) to keep its last {room} tokens")
+
+    def check_input(self, n_samples: int) -> int:
+        """:meth:`fit_input` for 16 kHz audio of ``n_samples``, before it is tokenized (the
+        count is the tokenizers': one token per started frame); returns the samples to keep."""
+        from audiorole_ray.tokens.base import expected_tokens
+
+        spt = self.samples_per_token
+        n = expected_tokens(n_samples, spt)
+        keep = self.fit_input(n)
+        return n_samples if keep == n else keep * spt
 
     @torch.no_grad()
     def generate(self, codes: list[int]) -> list[int]:
@@ -172,9 +279,16 @@ class Responder:
             self.load()
         t = {}
         t0 = time.perf_counter()
-        codes = self.tokenizer.tokenize([np.asarray(audio16k, np.float32)])[0]
+        from audiorole_ray.tokens.base import expected_tokens
+
+        audio16k, n, spt = np.asarray(audio16k, np.float32), len(audio16k), self.samples_per_token
+        kept = self.check_input(n)  # refused, or its end kept, before 10 minutes are tokenized
+        cut = expected_tokens(n, spt) - expected_tokens(kept, spt)
+        codes = self.tokenizer.tokenize([audio16k[n - kept:]])[0]
         if not codes:
             raise ConfigError("the input gave no speech tokens (too short?)")
+        keep = self.fit_input(len(codes))  # the count made, in case a tokenizer counts otherwise
+        codes, cut = codes[len(codes) - keep:], cut + len(codes) - keep
         t["tokenize"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         generated = self.generate(codes)
@@ -186,6 +300,11 @@ class Responder:
             t0 = time.perf_counter()
             audio, rate = self.speak(r.speech)
             t["decode"] = time.perf_counter() - t0
-        return Answer(text=text, speech=r.speech, audio=np.asarray(audio, np.float32), rate=rate, status=r.status,
-                      problems=r.problems, finished=r.finished, input_tokens=len(codes),
+        status, problems = r.status, list(r.problems)
+        if cut:
+            problems.insert(0, f"input cut to its last {len(codes)} of {len(codes) + cut} speech tokens (--truncate-input): the model's "
+                               f"context is {self.context} tokens with max_new_tokens {self.sampling.max_new_tokens}")
+            status = "input_cut" if status == "ok" else status
+        return Answer(text=text, speech=r.speech, audio=np.asarray(audio, np.float32), rate=rate, status=status,
+                      problems=problems, finished=r.finished, input_tokens=len(codes), input_cut=cut,
                       seconds={k: round(v, 3) for k, v in t.items()})
