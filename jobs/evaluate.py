@@ -145,6 +145,9 @@ def main(argv=None) -> int:
     from audiorole_ray.pipeline.lock import OutputLock
 
     env = apply_common_args(args)
+    from audiorole_ray.io.storage import check_reachable
+
+    check_reachable({"--corpus": args.corpus, "--output": args.output})
     # everything that can be checked is checked before Ray starts and before the output is touched:
     # a run refused here leaves no trace
     settings = make_settings(args)

@@ -131,6 +131,10 @@ def batch(args, env: dict) -> int:
 def main(argv=None) -> int:
     args = parse_args(argv)
     env = apply_common_args(args)
+    from audiorole_ray.io.storage import check_reachable
+
+    # object storage that cannot be reached is one line here, not a traceback from inside a load
+    check_reachable({"--model": args.model, "--input": args.input, "--corpus": args.corpus, "--output": args.output})
     return single(args) if args.input else batch(args, env)
 
 

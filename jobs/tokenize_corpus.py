@@ -69,11 +69,12 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     env = apply_common_args(args)
 
-    from audiorole_ray.io.storage import check_writable
+    from audiorole_ray.io.storage import check_reachable, check_writable
     from audiorole_ray.pipeline.lock import OutputLock
     from audiorole_ray.tokens.job import check, run
 
     # everything that can be checked is checked before Ray starts
+    check_reachable({"--corpus": args.corpus})
     config = make_config(args)
     clips = check(config)
     check_writable(config.output)

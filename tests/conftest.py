@@ -87,3 +87,29 @@ def wait_for_cpus(ray, n: int = 2, timeout: float = 60) -> None:
     while ray.available_resources().get("CPU", 0) < n:
         assert time.monotonic() < deadline, ray.available_resources()
         time.sleep(0.2)
+
+
+@pytest.fixture()
+def s3_env(monkeypatch):
+    """``s3_env(endpoint)`` points S3 at ``endpoint`` for this test only (s3fs caches clients,
+    with their endpoint)."""
+    import s3fs
+
+    def use(endpoint: str) -> None:
+        for k, v in {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b", "AWS_DEFAULT_REGION": "us-east-1",
+                     "AWS_ENDPOINT_URL": endpoint}.items():
+            monkeypatch.setenv(k, v)
+        s3fs.S3FileSystem.clear_instance_cache()
+
+    yield use
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+@pytest.fixture()
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

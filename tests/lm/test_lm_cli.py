@@ -148,31 +148,12 @@ def test_a_checkpoint_from_before_settings_were_recorded_is_continued(corpus, tm
     assert "has no record of its settings (made by an older version): continuing it" in capsys.readouterr().err
 
 
-@pytest.fixture()
-def s3_env(monkeypatch):
-    """Sets an S3 endpoint for this test only (s3fs caches clients, with their endpoint)."""
-    import s3fs
-
-    def use(endpoint: str) -> None:
-        for k, v in {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b", "AWS_DEFAULT_REGION": "us-east-1",
-                     "AWS_ENDPOINT_URL": endpoint}.items():
-            monkeypatch.setenv(k, v)
-        s3fs.S3FileSystem.clear_instance_cache()
-
-    yield use
-    s3fs.S3FileSystem.clear_instance_cache()
-
-
 @pytest.mark.parametrize("option", ["--storage", "--output"])
-def test_unreachable_object_storage_fails_fast_in_one_line(corpus, tmp_path, capsys, s3_env, option):
+def test_unreachable_object_storage_fails_fast_in_one_line(corpus, tmp_path, capsys, s3_env, closed_port, option):
     """Today: a 150-line traceback once Ray had started. Now one request, before anything."""
-    import socket
     import time
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
-    s3_env(f"http://127.0.0.1:{port}")
+    s3_env(f"http://127.0.0.1:{closed_port}")
     model, uri = tmp_path / "m", f"s3://bucket/{option[2:]}"
     args = lm_args(corpus, uri if option == "--output" else model, "--storage-attempts", "2", "--storage-timeout", "5")
     if option == "--storage":

@@ -63,3 +63,32 @@ def test_restart_removes_the_run_and_records_the_new_settings(tmp_path, capsys):
     assert json.loads((tmp_path / "lm.settings.json").read_text())["settings"] == {"lr": 1.0}
     assert record_uri(str(tmp_path), "lm") == str(tmp_path / "lm.settings.json")
     remove_tree(str(tmp_path / "absent"))  # nothing to remove is fine
+
+
+@pytest.mark.parametrize("job, argv", [
+    ("tokenize_corpus", ["--corpus", "s3://bucket/corpus"]),
+    ("respond", ["--model", "s3://bucket/model", "--input", "s3://bucket/a.wav", "--output", "b.wav"]),
+    ("respond", ["--model", "s3://bucket/model", "--corpus", "s3://bucket/corpus", "--output", "s3://bucket/answers"]),
+    ("evaluate", ["--corpus", "s3://bucket/corpus", "--system", "reference", "--output", "s3://bucket/eval"]),
+])
+def test_every_model_job_checks_object_storage_first(job, argv, s3_env, closed_port, capsys, tmp_path, monkeypatch):
+    """Unreachable object storage is one line and exit 2 within the storage timeouts, before any
+    model loads or anything is written, in every job that reads or writes it."""
+    import importlib.util
+    import time
+    from pathlib import Path
+
+    from audiorole_ray.cli import run_main
+
+    monkeypatch.chdir(tmp_path)
+    s3_env(f"http://127.0.0.1:{closed_port}")
+    path = Path(__file__).resolve().parents[2] / "jobs" / f"{job}.py"
+    spec = importlib.util.spec_from_file_location(f"job_{job}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    t = time.monotonic()
+    assert run_main(mod.main, [*argv, "--storage-attempts", "1", "--storage-timeout", "3"]) == 2
+    assert time.monotonic() - t < 15
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot be reached: EndpointConnectionError" in err, err
+    assert list(tmp_path.iterdir()) == []
