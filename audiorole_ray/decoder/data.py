@@ -37,10 +37,15 @@ def _held_out(key: str, seed: int, fraction: float) -> bool:
 
 def split_clips(clips: pd.DataFrame, val_fraction: float = 0.1, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """(train, val, how): val is the character's test-split clips; without any, a seeded
-    held-out share of its clips (at least one, never all)."""
+    held-out share of its clips (at least one, never all). A character with test clips only is
+    refused: training on them would leave its evaluation nothing unseen."""
     test = clips["split"] == "test"
     if test.any() and (~test).any():
         return clips[~test].reset_index(drop=True), clips[test].reset_index(drop=True), "test split"
+    if test.any():
+        raise ConfigError(f"all {len(clips)} clips of the character are in the corpus's test split: a decoder trained on them "
+                          "would be evaluated on what it learned from; choose a target with training-split clips, or build "
+                          "the corpus with a smaller --test-fraction")
     if len(clips) < 2:
         raise ConfigError(f"the character has {len(clips)} clip(s): too few to train a decoder and validate it")
     held = clips["audio_key"].map(lambda k: _held_out(k, seed, val_fraction))

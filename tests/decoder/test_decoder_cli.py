@@ -103,3 +103,18 @@ def test_unreachable_storage_fails_fast_in_one_line(corpus, tmp_path, capsys, mo
     assert time.monotonic() - t < 15
     assert msg.startswith("error: --storage 's3://bucket/ckpt' cannot be reached: EndpointConnectionError")
     assert not (tmp_path / "m").exists()
+
+
+def test_a_character_with_test_clips_only_is_refused(corpus, tmp_path, capsys):
+    """Today the decoder trained on the character's test clips and reported a validation loss of
+    0.0000: with no training-split clip there is nothing honest to train on."""
+    import pandas as pd
+
+    for part in (corpus / "dialogues.parquet").rglob("*.parquet"):
+        d = pd.read_parquet(part)
+        d.loc[d.speaker_id == TARGET, "split"] = "test"
+        d.to_parquet(part, index=False)
+    model = tmp_path / "m"
+    msg = refused(args_for(corpus, model), capsys, model)
+    assert "clips of the character are in the corpus's test split" in msg and "--test-fraction" in msg
+    assert not model.exists()
